@@ -1,0 +1,179 @@
+"""`postmortem-bot` (also `python -m bot`): serve, migrate, and run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from bot.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+T = TypeVar("T")
+
+
+def _serve(_args: argparse.Namespace) -> int:
+    from bot.server import BotServer
+
+    BotServer(load_settings()).run()
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from bot.db import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url, args.revision)
+    print(f"database at revision {args.revision}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(once=args.once, port=args.port)
+
+
+def _local_day(text: str, tz):  # type: ignore[no-untyped-def]
+    """A YYYY-MM-DD date at midnight in TIMEZONE, as aware UTC."""
+    from datetime import UTC, date, datetime, time
+
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a date: write YYYY-MM-DD") from None
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+
+
+def _with_session(settings: Settings, work: Callable[[Session], T]) -> T:
+    """Run `work` in one unit of work on the configured database, then let the engine go."""
+    from bot.db import make_engine, session_scope
+
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            return work(session)
+    finally:
+        engine.dispose()
+
+
+def _kpis(args: argparse.Namespace) -> int:
+    import json
+
+    from bot.kpis import compute_kpis, kpi_table
+
+    settings = load_settings()
+    since, until = _local_day(args.since, settings.tz), _local_day(args.until, settings.tz)
+    if until <= since:
+        raise ConfigError("--until must be after --since")
+    report = _with_session(
+        settings,
+        lambda session: compute_kpis(
+            session=session,
+            since=since,
+            until=until,
+            service=args.service,
+            response_target_minutes=settings.response_target_minutes,
+            tz=settings.tz,
+        ),
+    )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"Incidents triggered from {args.since} until {args.until} (exclusive), {settings.timezone}")
+        print(kpi_table(report), end="")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.clock import utcnow
+    from bot.export import ExportError, commit_on_branch, export_postmortems, git_toplevel
+
+    settings = load_settings()
+    out, now = Path(args.out), utcnow()
+    try:
+        if args.git:
+            git_toplevel(out)  # refuse before writing anything
+        result = _with_session(
+            settings,
+            lambda session: export_postmortems(
+                session=session,
+                out=out,
+                now=now,
+                tz=settings.tz,
+                response_target_minutes=settings.response_target_minutes,
+            ),
+        )
+        print(f"wrote {len(result.files) - 1} post-mortem(s) and {result.files[-1]}")
+        if args.git:
+            committed = commit_on_branch(out=out, files=result.files, now=now, tz=settings.tz)
+            if committed is None:
+                print("nothing changed since the last export: no branch, no commit")
+            else:
+                commit, branch = committed
+                print(f"committed {commit[:12]} on branch {branch}: push it and open a pull request")
+    except ExportError as exc:
+        print(f"postmortem-bot: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="postmortem-bot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve Slack (HTTP or Socket Mode) and the HTTP routes")
+    serve.set_defaults(func=_serve)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_commands.add_parser("upgrade", help="apply migrations (start-up does this too)")
+    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.set_defaults(func=_db_upgrade)
+
+    kpis = commands.add_parser("kpis", help="KPIs of the incidents triggered in a period")
+    kpis.add_argument("--since", required=True, help="first day, YYYY-MM-DD (in TIMEZONE)")
+    kpis.add_argument("--until", required=True, help="day after the last, YYYY-MM-DD (exclusive)")
+    kpis.add_argument("--service", help="only this service")
+    kpis.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    kpis.set_defaults(func=_kpis)
+
+    export = commands.add_parser("export", help="published post-mortems as Markdown, with a KPI index")
+    export.add_argument("--out", required=True, help="directory to write into (created if missing)")
+    export.add_argument(
+        "--git", action="store_true", help="commit the files on a new branch postmortems/<date> of DIR's repo"
+    )
+    export.set_defaults(func=_export)
+
+    demo = commands.add_parser("demo", help="the whole loop against the local Slack sandbox, on SQLite")
+    demo.add_argument("--once", action="store_true", help="play the script, print the transcript and exit")
+    demo.add_argument("--port", type=int, default=3000, help="port of the demo's web page (default 3000)")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings_level = load_settings().log_level
+    except ConfigError as exc:
+        print(f"postmortem-bot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every plugin and step at INFO; the CLI says what matters itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"postmortem-bot: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""`postmortem-bot export --out DIR [--git]`: the published post-mortems as Markdown files, for a repository.
+
+One file per published post-mortem (`<triggered date>-<incident ref>-<slug of title>.md`, rendered by
+`render_document`, so it shows the action items as they are now) and an index `README.md` with the KPI
+table of every incident so far. Nothing in them depends on the moment of the export except what truly
+changed (an action item done or overdue), so exporting again without changes commits nothing.
+With `--git` the files are committed on a new branch `postmortems/<date>` of the git repository DIR is
+in, ready for a pull request.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from bot.incidents import display_id, slugify
+from bot.kpis import compute_kpis, kpi_table
+from bot.models import Incident, Postmortem, PostmortemStatus
+from bot.postmortems import render_document
+from bot.rendering import format_instant, render
+
+INDEX = "README.md"
+MAX_SLUG = 60
+
+
+class ExportError(Exception):
+    """The export cannot go ahead (DIR is not a git repository, git refused); the message says why."""
+
+
+@dataclass(frozen=True)
+class ExportedPostmortem:
+    filename: str
+    ref: str
+    title: str
+    severity: str | None
+    services: list[str]
+    triggered: str
+    published: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    files: list[Path]  # every file written, the index last
+
+
+def document_filename(incident: Incident, tz: ZoneInfo) -> str:
+    """`2026-11-20-inc-1234-checkout-is-down.md` (`d-7` for incidents declared without PagerDuty)."""
+    ref = f"inc-{incident.number}" if incident.number is not None else f"d-{incident.id}"
+    slug = slugify(incident.title)[:MAX_SLUG].rstrip("-")
+    day = format_instant(incident.triggered_at, tz, "%Y-%m-%d")
+    return f"{day}-{ref}{'-' + slug if slug else ''}.md"
+
+
+def _cell(text: str) -> str:
+    """Text inside a Markdown table cell: a pipe would end the cell, a newline the row."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def export_postmortems(
+    *, session: Session, out: Path, now: datetime, tz: ZoneInfo, response_target_minutes: int
+) -> ExportResult:
+    """Write every published post-mortem and the index into `out` (created if missing)."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = session.exec(
+        select(Incident, Postmortem)
+        .join(Postmortem, col(Postmortem.incident_id) == col(Incident.id))
+        .where(Postmortem.status == PostmortemStatus.PUBLISHED)
+        .order_by(col(Incident.triggered_at), col(Incident.id))
+    ).all()
+    files: list[Path] = []
+    entries: list[ExportedPostmortem] = []
+    for incident, postmortem in rows:
+        filename = document_filename(incident, tz)
+        path = out / filename
+        path.write_text(render_document(session=session, incident=incident, postmortem=postmortem, tz=tz))
+        files.append(path)
+        entries.append(
+            ExportedPostmortem(
+                filename=filename,
+                ref=display_id(incident),
+                title=incident.title,
+                severity=postmortem.severity,
+                services=list(postmortem.services),
+                triggered=format_instant(incident.triggered_at, tz, "%Y-%m-%d"),
+                published=format_instant(postmortem.published_at, tz, "%Y-%m-%d"),
+            )
+        )
+
+    # The KPIs of every incident so far: from the first one's trigger until now.
+    first = session.exec(select(func.min(Incident.triggered_at))).one() or now
+    report = compute_kpis(
+        session=session, since=first, until=now, response_target_minutes=response_target_minutes, tz=tz
+    )
+    index = out / INDEX
+    index.write_text(
+        render(
+            "export_index.md.j2",
+            count=len(entries),
+            entries=entries,
+            since=format_instant(first, tz, "%Y-%m-%d"),
+            timezone=str(tz),
+            kpi_table=kpi_table(report, markdown=True),
+            cell=_cell,
+        )
+    )
+    files.append(index)
+    return ExportResult(files=files)
+
+
+def _git(repo: Path, *args: str) -> str:
+    completed = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False, timeout=60
+    )
+    if completed.returncode != 0:
+        detail = (completed.stderr or completed.stdout).strip()
+        raise ExportError(f"git {' '.join(args)} failed: {detail}")
+    return completed.stdout.strip()
+
+
+def git_toplevel(out: Path) -> Path:
+    """The root of the git repository `out` is (or will be created) in; ExportError when there is none.
+    Checked before anything is written."""
+    existing = out.resolve()
+    while not existing.is_dir():
+        existing = existing.parent
+    completed = subprocess.run(
+        ["git", "-C", str(existing), "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if completed.returncode != 0:
+        raise ExportError(
+            f"{out} is not in a git repository (git init it, or clone the repository the post-mortems "
+            "go to, then export into it)"
+        )
+    return Path(completed.stdout.strip())
+
+
+def commit_on_branch(*, out: Path, files: list[Path], now: datetime, tz: ZoneInfo) -> tuple[str, str] | None:
+    """Create `postmortems/<date>` (`-2`, `-3`... when taken) from the current HEAD, switch to it and commit
+    only `files` (nothing else the person has staged). Returns (commit id, branch), or None when the files
+    are as committed already (no branch is created then)."""
+    repo = git_toplevel(out)
+    paths = [str(path.resolve().relative_to(repo.resolve())) for path in files]
+    if not _git(repo, "status", "--porcelain", "--untracked-files=all", "--", *paths):
+        return None
+    day = format_instant(now, tz, "%Y-%m-%d")
+    existing = set(_git(repo, "branch", "--list", "--format=%(refname:short)", f"postmortems/{day}*").split())
+    branch, suffix = f"postmortems/{day}", 2
+    while branch in existing:
+        branch, suffix = f"postmortems/{day}-{suffix}", suffix + 1
+    _git(repo, "switch", "--quiet", "-c", branch)
+    _git(repo, "add", "--", *paths)
+    count = len(files) - 1
+    _git(
+        repo,
+        "commit",
+        "--quiet",
+        "-m",
+        f"Post-mortems exported {day}: {count} document{'s' if count != 1 else ''} and the KPI index",
+        "--only",
+        "--",
+        *paths,
+    )
+    return _git(repo, "rev-parse", "HEAD"), branch

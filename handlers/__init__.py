@@ -1,0 +1,17 @@
+"""Slack listeners grouped by surface, and the one `register(app)` that wires them all.
+
+A handler parses, calls a service, and answers; business rules live in `bot/`.
+"""
+
+from slack_bolt import App
+
+from handlers import actions, commands, errors, home, messages, views
+
+
+def register(app: App) -> None:
+    commands.register(app)
+    views.register(app)
+    actions.register(app)
+    messages.register(app)
+    home.register(app)
+    errors.register(app)

@@ -1,0 +1,119 @@
+"""The weekly digest and its chart, with a fixed `now`, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import struct
+from datetime import UTC, date, datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from bot.charts import chart_series, render_chart
+from bot.config import load_settings
+from bot.digest import send_digest
+from bot.models import Attachment, OutboxMessage
+from bot.sandbox.blocks import validate_message_blocks
+from tests.factories import add_action_item, add_incident
+from tests.golden import assert_golden
+
+SETTINGS = load_settings(timezone="UTC", digest_schedule="mon 09:00", digest_channel="incident-digest")
+MONDAY = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+WEEK = datetime(2026, 11, 16, tzinfo=UTC)
+
+
+def data(session: Session) -> None:
+    # The week before (Nov 9-15): two slow incidents.
+    add_incident(
+        session,
+        at=WEEK - timedelta(days=5),
+        service="checkout",
+        ack=300,
+        response=1500,
+        resolve=3600,
+        document=7200,
+    )
+    add_incident(
+        session,
+        at=WEEK - timedelta(days=4),
+        service="search",
+        ack=200,
+        response=600,
+        resolve=2400,
+        document=3600,
+    )
+    # The week (Nov 16-22): three faster ones, one without a post-mortem.
+    add_incident(
+        session,
+        at=WEEK + timedelta(hours=10),
+        service="checkout",
+        ack=60,
+        response=300,
+        resolve=1200,
+        document=3600,
+        title="Checkout <b>500s</b>",
+    )
+    add_incident(
+        session,
+        at=WEEK + timedelta(days=2, hours=3),
+        service="checkout",
+        ack=120,
+        response=600,
+        resolve=1800,
+        owner="U0OWNER",
+        title="Cart empty",
+    )
+    third = add_incident(
+        session,
+        at=WEEK + timedelta(days=4, hours=14),
+        service="payments",
+        ack=30,
+        response=1200,
+        resolve=600,
+        document=1800,
+        title="Card declines",
+    )
+    add_action_item(session, third, text="Retry declined cards once", owner="U0PAY", due=date(2026, 11, 20))
+    session.commit()
+
+
+def test_digest_posts_the_week_against_the_week_before_with_a_chart(session: Session) -> None:
+    data(session)
+    series = send_digest(session=session, settings=SETTINGS, now=MONDAY, scheduled_for=MONDAY)
+    send_digest(session=session, settings=SETTINGS, now=MONDAY + timedelta(minutes=5), scheduled_for=MONDAY)
+    rows = list(session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
+    assert [(r.key, r.kind, r.channel) for r in rows] == [
+        ("digest:2026-11-16", "post", "incident-digest"),
+        ("digest-chart:2026-11-16", "upload", "incident-digest"),
+    ]
+    payload = rows[0].payload
+    assert validate_message_blocks(payload["blocks"]) == []
+    assert_golden("weekly_digest.json", {"text": payload["text"], "blocks": payload["blocks"]})
+
+    # The chart: 8 weeks of days ending Sunday Nov 22, with the incidents plotted on their days.
+    assert (
+        len(series.days) == 56
+        and series.days[0] == date(2026, 9, 28)
+        and series.days[-1] == date(2026, 11, 22)
+    )
+    plotted = {
+        day: (n, m)
+        for day, n, m in zip(series.days, series.incidents, series.mean_minutes_to_resolve, strict=True)
+        if n
+    }
+    assert plotted == {
+        date(2026, 11, 11): (1, 60.0),
+        date(2026, 11, 12): (1, 40.0),
+        date(2026, 11, 16): (1, 20.0),
+        date(2026, 11, 18): (1, 30.0),
+        date(2026, 11, 20): (1, 10.0),
+    }
+    png = session.get(Attachment, rows[1].payload["attachment_id"]).content  # type: ignore[union-attr]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (1000, 400)
+    assert 10_000 < len(png) < 500_000
+
+
+def test_chart_of_an_empty_period_is_still_a_png(session: Session) -> None:
+    series = chart_series(session=session, since=WEEK, until=WEEK + timedelta(days=7), tz=SETTINGS.tz)
+    assert series.incidents == [0] * 7 and series.mean_minutes_to_resolve == [None] * 7
+    assert render_chart(series)[:8] == b"\x89PNG\r\n\x1a\n"
