@@ -224,7 +224,7 @@ def postmortem_modal(content: ModalContent) -> dict[str, Any]:
         blocks.append(_share_publicly_input(draft.share_publicly))
     blocks.append(header("Action items"))
     rows = draft.action_items + [ActionItemInput() for _ in range(content.extra_rows)]
-    rows = rows[:MAX_ACTION_ITEM_ROWS]
+    rows, not_shown = rows[:MAX_ACTION_ITEM_ROWS], rows[MAX_ACTION_ITEM_ROWS:]
     for index, item in enumerate(rows):
         blocks.extend(_action_item_row(index, item))
     buttons = [button("Save draft", Action.SAVE_DRAFT)]
@@ -235,7 +235,16 @@ def postmortem_modal(content: ModalContent) -> dict[str, Any]:
         blocks.append(
             {"type": "context", "block_id": Block.DRAFT_STATUS, "elements": [mrkdwn(content.status_note)]}
         )
-    metadata = json.dumps({"incident_id": content.incident_id, "rows": len(rows)})
+    # Which saved item each row edits, and the saved items there was no room for (kept on save).
+    metadata = json.dumps(
+        {
+            "incident_id": content.incident_id,
+            "rows": len(rows),
+            "item_ids": [item.item_id for item in rows],
+            "hidden_item_ids": [item.item_id for item in not_shown if item.item_id is not None]
+            + list(draft.hidden_item_ids),
+        }
+    )
     return {
         "type": "modal",
         "callback_id": Callback.POSTMORTEM_MODAL,
@@ -343,7 +352,9 @@ def read_modal(view: dict[str, Any]) -> PostmortemDraft:
 
     severity = (element(Block.SEVERITY).get("selected_option") or {}).get("value")
     shared = element(Block.SHARE_PUBLICLY).get("selected_options") or []
-    rows = modal_metadata(view).get("rows", 0)
+    metadata = modal_metadata(view)
+    rows = metadata.get("rows", 0)
+    item_ids = metadata.get("item_ids") or [None] * rows
     items = []
     for row in range(rows):
         due = element(row_block_id(Block.ACTION_DUE, row)).get("selected_date")
@@ -352,6 +363,7 @@ def read_modal(view: dict[str, Any]) -> PostmortemDraft:
                 text=text(row_block_id(Block.ACTION_TEXT, row)),
                 owner_id=element(row_block_id(Block.ACTION_OWNER, row)).get("selected_user"),
                 due_date=date.fromisoformat(due) if due else None,
+                item_id=item_ids[row] if row < len(item_ids) else None,
             )
         )
     return PostmortemDraft(
@@ -364,6 +376,7 @@ def read_modal(view: dict[str, Any]) -> PostmortemDraft:
         resolution_minutes_text=text(Block.RESOLUTION_MINUTES),
         share_publicly=any(option.get("value") == "share" for option in shared),
         action_items=items,
+        hidden_item_ids=tuple(metadata.get("hidden_item_ids") or ()),
     )
 
 

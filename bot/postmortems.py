@@ -41,6 +41,9 @@ class ActionItemInput:
     text: str = ""
     owner_id: str | None = None
     due_date: date | None = None
+    # The saved item this row edits (None: a new item). Identity comes from the id, not the row's place or
+    # wording, so fixing a typo in a done item keeps it done and deleting a row moves nothing.
+    item_id: int | None = None
 
 
 @dataclass
@@ -56,6 +59,8 @@ class PostmortemDraft:
     resolution_minutes_text: str = ""
     share_publicly: bool = False
     action_items: list[ActionItemInput] = field(default_factory=list)
+    # Saved items the editor did not show (the modal has room for 20 rows): kept as they are on save.
+    hidden_item_ids: tuple[int, ...] = ()
 
     @property
     def services(self) -> list[str]:
@@ -155,7 +160,7 @@ def draft_of(*, session: Session, incident: Incident, postmortem: Postmortem) ->
         resolution_minutes_text="" if minutes is None else str(minutes),
         share_publicly=postmortem.share_publicly,
         action_items=[
-            ActionItemInput(text=item.text, owner_id=item.owner_id, due_date=item.due_date)
+            ActionItemInput(text=item.text, owner_id=item.owner_id, due_date=item.due_date, item_id=item.id)
             for item in action_items_of(session=session, postmortem=postmortem)
         ],
     )
@@ -166,6 +171,8 @@ class SaveResult:
     postmortem: Postmortem
     revision: PostmortemRevision
     first_publication: bool
+    # The saved action items' ids in order: the draft's filled rows first, then the items kept unshown.
+    item_ids: list[int] = field(default_factory=list)
 
 
 def save_postmortem(
@@ -207,7 +214,13 @@ def save_postmortem(
     postmortem.resolution_minutes = draft.resolution_minutes
     postmortem.share_publicly = draft.share_publicly
     postmortem.updated_at = at
-    _replace_action_items(session=session, postmortem=postmortem, items=draft.filled_action_items(), at=at)
+    _replace_action_items(
+        session=session,
+        postmortem=postmortem,
+        items=draft.filled_action_items(),
+        keep=draft.hidden_item_ids,
+        at=at,
+    )
 
     first_publication = False
     if publish:
@@ -231,32 +244,37 @@ def save_postmortem(
         postmortem.document = render_document(
             session=session, incident=incident, postmortem=postmortem, tz=tz
         )
-    return SaveResult(postmortem=postmortem, revision=revision, first_publication=first_publication)
+    return SaveResult(
+        postmortem=postmortem,
+        revision=revision,
+        first_publication=first_publication,
+        item_ids=[item.id for item in action_items_of(session=session, postmortem=postmortem)],
+    )
 
 
 def _replace_action_items(
-    *, session: Session, postmortem: Postmortem, items: list[ActionItemInput], at: datetime
+    *,
+    session: Session,
+    postmortem: Postmortem,
+    items: list[ActionItemInput],
+    keep: Collection[int] = (),
+    at: datetime,
 ) -> None:
-    """Rows keep their identity by position, so an item's status and history survive an edit of its owner
-    or due date. A row whose text changes is treated as a different item and is open again: deleting item 1
-    of [A (done), B] shifts B into A's row, and B must not inherit A's "done". (Carrying each item's id
-    through the modal would keep identity exactly; the modal does not carry ids yet.)"""
-    existing = action_items_of(session=session, postmortem=postmortem)
+    """Make the post-mortem's items `items`, in that order. A row with the id of a saved item edits that
+    item (its status and history stay); a row without one is a new, open item. Saved items that are neither
+    in `items` nor in `keep` were deleted by the editor."""
+    existing = {row.id: row for row in action_items_of(session=session, postmortem=postmortem)}
+    kept = [existing.pop(item_id) for item_id in keep if item_id in existing]
     for position, item in enumerate(items):
-        if position < len(existing):
-            row = existing[position]
-            text = item.text.strip()
-            if text != row.text:
-                row.status, row.completed_at, row.completed_by = ActionItemStatus.OPEN, None, None
-            if (row.text, row.owner_id, row.due_date) != (text, item.owner_id, item.due_date):
-                row.text, row.owner_id, row.due_date, row.updated_at = text, item.owner_id, item.due_date, at
-        else:
+        text = item.text.strip()
+        row = existing.pop(item.item_id, None) if item.item_id is not None else None
+        if row is None:
             session.add(
                 ActionItem(
                     postmortem_id=postmortem.id,  # type: ignore[arg-type]
                     incident_id=postmortem.incident_id,
                     position=position,
-                    text=item.text.strip(),
+                    text=text,
                     owner_id=item.owner_id,
                     due_date=item.due_date,
                     status=ActionItemStatus.OPEN,
@@ -264,7 +282,22 @@ def _replace_action_items(
                     updated_at=at,
                 )
             )
-    for row in existing[len(items) :]:
+        elif (row.text, row.owner_id, row.due_date, row.position) != (
+            text,
+            item.owner_id,
+            item.due_date,
+            position,
+        ):
+            row.text, row.owner_id, row.due_date, row.position, row.updated_at = (
+                text,
+                item.owner_id,
+                item.due_date,
+                position,
+                at,
+            )
+    for position, row in enumerate(kept, start=len(items)):
+        row.position = position
+    for row in existing.values():
         session.delete(row)
     session.flush()
 
@@ -282,6 +315,7 @@ def snapshot(*, session: Session, postmortem: Postmortem) -> dict:
         "share_publicly": postmortem.share_publicly,
         "action_items": [
             {
+                "id": i.id,
                 "text": i.text,
                 "owner_id": i.owner_id,
                 "due_date": i.due_date.isoformat() if i.due_date else None,
@@ -353,6 +387,7 @@ def restore_revision(
             text=i["text"],
             owner_id=i["owner_id"],
             due_date=date.fromisoformat(i["due_date"]) if i["due_date"] else None,
+            item_id=i.get("id"),  # revisions saved before items carried ids have none
         )
         for i in content["action_items"]
     ]

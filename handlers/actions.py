@@ -54,6 +54,9 @@ def handle_save_draft(ack: Ack, body: dict[str, Any], client: WebClient, context
             publish=False,
             now=now,
         )
+        # The rows now edit the items just saved: a later save or publish from this modal updates them.
+        for item, item_id in zip(draft.filled_action_items(), result.item_ids, strict=False):
+            item.item_id = item_id
         saved_at = format_instant(now, runtime.settings.tz, "%H:%M %Z")
         note = f":floppy_disk: Draft saved at {saved_at} (revision {result.revision.number})."
     rerender(runtime=runtime, client=client, view=view, draft=draft, extra_rows=0, status_note=note)

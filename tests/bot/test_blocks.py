@@ -3,6 +3,7 @@ their golden files. Limits are checked with the sandbox's validator, the same on
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from bot import blocks
@@ -164,3 +165,17 @@ def test_resolve_prompt_carries_the_incident_id_on_its_button() -> None:
     assert "resolved after 1 minute." in text
     [button] = message[1]["elements"]
     assert (button["action_id"], button["value"]) == (blocks.Action.OPEN_POSTMORTEM, "42")
+
+
+def test_rows_carry_their_item_ids_and_items_beyond_the_last_row_are_kept() -> None:
+    saved = [ActionItemInput(f"item {i}", "U0BOB", item_id=100 + i) for i in range(25)]
+    view = modal(PostmortemDraft(action_items=saved, hidden_item_ids=(7,)))
+    read = blocks.read_modal(state_of(view))
+    assert [item.item_id for item in read.action_items] == [
+        100 + i for i in range(blocks.MAX_ACTION_ITEM_ROWS)
+    ]
+    assert read.hidden_item_ids == (120, 121, 122, 123, 124, 7)
+    # A modal opened before rows carried ids reads as new rows, never as someone else's item.
+    legacy = state_of(modal(PostmortemDraft(action_items=saved[:2])))
+    legacy["private_metadata"] = json.dumps({"incident_id": 1, "rows": 2})
+    assert [item.item_id for item in blocks.read_modal(legacy).action_items] == [None, None]

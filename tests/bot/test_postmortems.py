@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -117,7 +118,7 @@ def test_publish_records_instant_revision_and_document(session: Session) -> None
 
 def test_republishing_keeps_first_instant_and_records_changed_fields(session: Session) -> None:
     incident = make_incident(session)
-    save_postmortem(
+    first = save_postmortem(
         session=session,
         incident=incident,
         draft=complete_draft(),
@@ -127,10 +128,12 @@ def test_republishing_keeps_first_instant_and_records_changed_fields(session: Se
         tz=UTC,
     )
     later = NOW + timedelta(hours=1)
+    # As the modal does: the saved draft (its rows carry their item ids) with one field edited.
+    saved = draft_of(session=session, incident=incident, postmortem=first.postmortem)
     result = save_postmortem(
         session=session,
         incident=incident,
-        draft=complete_draft(summary="Edited"),
+        draft=replace(saved, summary="Edited"),
         author_id="U0ALICE",
         publish=True,
         at=later,
@@ -158,7 +161,7 @@ def test_action_items_keep_identity_across_edits(session: Session) -> None:
     )
     item_id = action_items_of(session=session, postmortem=first.postmortem)[0].id
     two = [
-        ActionItemInput("Alert on pool saturation!", "U0ALICE", None),
+        ActionItemInput("Alert on pool saturation!", "U0ALICE", None, item_id=item_id),
         ActionItemInput("Load test", "U0BOB"),
     ]
     save_postmortem(
@@ -326,7 +329,7 @@ def test_deleting_a_done_item_does_not_mark_the_next_one_done(session: Session) 
 def test_an_item_that_became_overdue_does_not_block_editing(session: Session) -> None:
     incident = make_incident(session)
     item = ActionItemInput("Alert on pool saturation", "U0ALICE", date(2026, 11, 30))
-    save_postmortem(
+    first = save_postmortem(
         session=session,
         incident=incident,
         draft=complete_draft(action_items=[item]),
@@ -335,6 +338,7 @@ def test_an_item_that_became_overdue_does_not_block_editing(session: Session) ->
         at=NOW,
         tz=UTC,
     )
+    item = replace(item, item_id=first.item_ids[0])  # the same item, as the modal sends it back
     weeks_later = NOW + timedelta(days=21)
     result = save_postmortem(
         session=session,
@@ -357,3 +361,51 @@ def test_an_item_that_became_overdue_does_not_block_editing(session: Session) ->
             at=weeks_later,
             tz=UTC,
         )
+
+
+def test_items_keep_their_identity_by_id_and_unshown_items_are_kept(session: Session) -> None:
+    incident = make_incident(session)
+    names = ["A", "B", "C"]
+    first = save_postmortem(
+        session=session,
+        incident=incident,
+        draft=complete_draft(action_items=[ActionItemInput(n, "U0BOB") for n in names]),
+        author_id="U0BOB",
+        publish=True,
+        at=NOW,
+        tz=UTC,
+    )
+    a_id, b_id, c_id = first.item_ids
+    done = session.get(ActionItem, b_id)
+    done.status, done.completed_at, done.completed_by = "done", NOW, "U0BOB"
+    # The editor showed A and B only (C did not fit): B reworded and moved first, A deleted, one new item.
+    edited = complete_draft(
+        action_items=[ActionItemInput("B, reworded", "U0BOB", item_id=b_id), ActionItemInput("D", "U0BOB")],
+        hidden_item_ids=(c_id,),
+    )
+    second = save_postmortem(
+        session=session, incident=incident, draft=edited, author_id="U0BOB", publish=True, at=NOW, tz=UTC
+    )
+    session.commit()
+    rows = action_items_of(session=session, postmortem=second.postmortem)
+    assert [(r.id, r.text, r.status, r.position) for r in rows] == [
+        (b_id, "B, reworded", "done", 0),
+        (second.item_ids[1], "D", "open", 1),
+        (c_id, "C", "open", 2),
+    ]
+    assert a_id not in second.item_ids and session.get(ActionItem, a_id) is None
+
+    # Restoring revision 1 brings A back as a new item; B and C are the same items, B still done.
+    restore_revision(
+        session=session,
+        incident=incident,
+        postmortem=second.postmortem,
+        number=1,
+        author_id="U0BOB",
+        at=NOW,
+        tz=UTC,
+    )
+    session.commit()
+    rows = action_items_of(session=session, postmortem=second.postmortem)
+    assert [(r.text, r.status) for r in rows] == [("A", "open"), ("B", "done"), ("C", "open")]
+    assert [r.id for r in rows][1:] == [b_id, c_id] and rows[0].id != a_id
