@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, literal_column
+from sqlalchemy import Engine, create_engine, event, literal_column, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -190,6 +190,14 @@ def insert_ignoring_duplicates(session: Session, model: type, values: dict[str, 
     # Count the returned rows: with RETURNING, psycopg reports rowcount -1 when the conflict skipped
     # the insert, so `bool(rowcount)` would say True for a duplicate on PostgreSQL.
     return session.execute(statement).first() is not None
+
+
+def serialize_on(session: Session, key: str) -> None:
+    """Hold the lock named `key` until the transaction ends, so that a check-then-insert with no unique
+    index to rely on runs one at a time, across replicas too. PostgreSQL: a transaction advisory lock.
+    SQLite: nothing more to do, its write transactions already run one at a time (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
 
 
 def alembic_config(url: str) -> Config:

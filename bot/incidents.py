@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from bot.db import insert_ignoring_duplicates
+from bot.db import insert_ignoring_duplicates, serialize_on
 from bot.errors import UserError
 from bot.models import Incident, IncidentStatus, Postmortem, TimelineEntry
 
@@ -53,6 +53,9 @@ def declare_incident(
     title = title.strip()
     if not title:
         raise IncidentError("Give the incident a title: `/postmortem new <title>`.")
+    # One incident per channel, but no unique index can say so (SERVICE_CHANNELS sends many incidents to
+    # one channel): two replicas declaring in one channel at once take turns here instead.
+    serialize_on(session, f"declare-incident:{channel_id}")
     existing = incident_for_channel(session=session, channel_id=channel_id)
     if existing is not None:
         raise IncidentError(

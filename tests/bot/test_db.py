@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import select
 
 from bot.db import ReadOnlySessionError, make_engine, read_scope, session_scope
+from bot.incidents import IncidentError, declare_incident
+from bot.models import Incident
+from tests.conftest import NOW
 
 
 @pytest.fixture
@@ -111,3 +116,37 @@ def test_read_scope_refuses_to_flush_changes(engine) -> None:  # type: ignore[no
         session.flush()
     with read_scope(engine) as session:
         assert session.execute(text("SELECT count(*) FROM incidents")).scalar_one() == 0
+
+
+def test_two_declarations_in_one_channel_at_once_make_one_incident(engine) -> None:  # type: ignore[no-untyped-def]
+    """Two replicas run `/postmortem new` in the same channel at the same moment: the second waits for the
+    first to commit, then sees its incident (no unique index can say "one incident per channel")."""
+    declare = partial(
+        declare_incident,
+        title="Checkout down",
+        channel_id="C0INC",
+        channel_name="inc-checkout",
+        channel_is_private=False,
+        declared_by="U0ALICE",
+        at=NOW,
+    )
+    outcome: list[object] = []
+
+    def second() -> None:
+        try:
+            with session_scope(engine) as session:
+                declare(session=session)
+                outcome.append("declared")
+        except IncidentError as error:
+            outcome.append(error)
+
+    with session_scope(engine) as session:
+        declare(session=session)
+        racer = threading.Thread(target=second)
+        racer.start()
+        racer.join(timeout=1)
+        assert racer.is_alive(), "the second declaration did not wait for the first transaction"
+    racer.join(timeout=10)
+    assert len(outcome) == 1 and isinstance(outcome[0], IncidentError)
+    with read_scope(engine) as session:
+        assert len(session.exec(select(Incident)).all()) == 1
