@@ -112,7 +112,9 @@ def _export(args: argparse.Namespace) -> int:
         )
         print(f"wrote {len(result.files) - 1} post-mortem(s) and {result.files[-1]}")
         if args.git:
-            committed = commit_on_branch(out=out, files=result.files, now=now, tz=settings.tz)
+            committed = commit_on_branch(
+                out=out, files=result.files, removed=result.removed, now=now, tz=settings.tz
+            )
             if committed is None:
                 print("nothing changed since the last export: no branch, no commit")
             else:

@@ -2,16 +2,17 @@
 
 One file per published post-mortem (`<triggered date>-<incident ref>-<slug of title>.md`, rendered by
 `render_document`, so it shows the action items as they are now) and an index `README.md` with the KPI
-table of every incident so far. Nothing in them depends on the moment of the export except what truly
-changed (an action item done or overdue), so exporting again without changes commits nothing.
-With `--git` the files are committed on a new branch `postmortems/<date>` of the git repository DIR is
-in, ready for a pull request.
+table of every incident so far. When a title changes, the file written under the old name is removed.
+Nothing in them depends on the moment of the export except what truly changed (an action item done or
+overdue), so exporting again without changes commits nothing. With `--git` the files are committed on a
+new branch `postmortems/<date>` of the git repository DIR is in, ready for a pull request.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -47,14 +48,25 @@ class ExportedPostmortem:
 @dataclass(frozen=True)
 class ExportResult:
     files: list[Path]  # every file written, the index last
+    removed: list[Path] = field(default_factory=list)  # earlier exports' files of a since renamed incident
+
+
+def _ref(incident: Incident) -> str:
+    return f"inc-{incident.number}" if incident.number is not None else f"d-{incident.id}"
 
 
 def document_filename(incident: Incident, tz: ZoneInfo) -> str:
     """`2026-11-20-inc-1234-checkout-is-down.md` (`d-7` for incidents declared without PagerDuty)."""
-    ref = f"inc-{incident.number}" if incident.number is not None else f"d-{incident.id}"
     slug = slugify(incident.title)[:MAX_SLUG].rstrip("-")
     day = format_instant(incident.triggered_at, tz, "%Y-%m-%d")
-    return f"{day}-{ref}{'-' + slug if slug else ''}.md"
+    return f"{day}-{_ref(incident)}{'-' + slug if slug else ''}.md"
+
+
+def _earlier_names(out: Path, incident: Incident, current: str) -> list[Path]:
+    """Files an earlier export wrote for this incident under another title: the date and the reference
+    right after it identify the incident (a slug can contain "-inc-12-", but never right after the date)."""
+    pattern = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}-{re.escape(_ref(incident))}(-[a-z0-9-]*)?\.md")
+    return sorted(p for p in out.iterdir() if p.name != current and pattern.fullmatch(p.name))
 
 
 def _cell(text: str) -> str:
@@ -74,9 +86,13 @@ def export_postmortems(
         .order_by(col(Incident.triggered_at), col(Incident.id))
     ).all()
     files: list[Path] = []
+    removed: list[Path] = []
     entries: list[ExportedPostmortem] = []
     for incident, postmortem in rows:
         filename = document_filename(incident, tz)
+        for stale in _earlier_names(out, incident, filename):
+            stale.unlink()
+            removed.append(stale)
         path = out / filename
         path.write_text(render_document(session=session, incident=incident, postmortem=postmortem, tz=tz))
         files.append(path)
@@ -110,7 +126,7 @@ def export_postmortems(
         )
     )
     files.append(index)
-    return ExportResult(files=files)
+    return ExportResult(files=files, removed=removed)
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -144,12 +160,20 @@ def git_toplevel(out: Path) -> Path:
     return Path(completed.stdout.strip())
 
 
-def commit_on_branch(*, out: Path, files: list[Path], now: datetime, tz: ZoneInfo) -> tuple[str, str] | None:
+def commit_on_branch(
+    *, out: Path, files: list[Path], now: datetime, tz: ZoneInfo, removed: list[Path] = ()
+) -> tuple[str, str] | None:
     """Create `postmortems/<date>` (`-2`, `-3`... when taken) from the current HEAD, switch to it and commit
-    only `files` (nothing else the person has staged). Returns (commit id, branch), or None when the files
-    are as committed already (no branch is created then)."""
+    only `files` and the removal of `removed` (nothing else the person has staged). Returns (commit id,
+    branch), or None when the files are as committed already (no branch is created then)."""
     repo = git_toplevel(out)
-    paths = [str(path.resolve().relative_to(repo.resolve())) for path in files]
+
+    def relative(path: Path) -> str:
+        return str(path.resolve().relative_to(repo.resolve()))
+
+    paths = [relative(path) for path in files]
+    # A removed file that was never committed is nothing to git; one that was is a deletion to commit.
+    paths += [relative(path) for path in removed if _git(repo, "ls-files", "--", relative(path))]
     if not _git(repo, "status", "--porcelain", "--untracked-files=all", "--", *paths):
         return None
     day = format_instant(now, tz, "%Y-%m-%d")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.cli import main
 from bot.db import make_engine, upgrade
@@ -164,3 +164,33 @@ def test_git_refuses_a_directory_outside_any_repository(
 def test_export_without_git_writes_the_files(sqlite_with_data: str, tmp_path: Path) -> None:
     assert main(["export", "--out", str(tmp_path / "docs")]) == 0
     assert len(list((tmp_path / "docs").glob("*.md"))) == 3
+
+
+def test_a_renamed_incident_replaces_its_earlier_file_and_git_commits_the_rename(
+    sqlite_with_data: str, repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = repo / "postmortems"
+    (repo / "postmortems").mkdir()
+    # Another incident's file whose slug mentions inc-1234: not this incident's, never removed.
+    bystander = out / "2026-11-01-inc-77-after-inc-1234-again.md"
+    bystander.write_text("kept\n")
+    assert main(["export", "--out", str(out), "--git"]) == 0
+    engine = make_engine(sqlite_with_data)
+    with Session(engine) as session:
+        incident = session.exec(select(Incident).where(Incident.number == 1234)).one()
+        incident.title = "Checkout pool exhausted"
+        session.commit()
+    engine.dispose()
+    capsys.readouterr()
+
+    assert main(["export", "--out", str(out), "--git"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert "2026-11-17-inc-1234-checkout-pool-exhausted.md" in names
+    assert "2026-11-17-inc-1234-cafe-checkout-500s.md" not in names and bystander.name in names
+    changes = git(repo, "show", "--no-renames", "--name-status", "--format=", "HEAD").split("\n")
+    assert "D\tpostmortems/2026-11-17-inc-1234-cafe-checkout-500s.md" in changes
+    assert "A\tpostmortems/2026-11-17-inc-1234-checkout-pool-exhausted.md" in changes
+    assert (
+        git(repo, "status", "--porcelain", "--", "postmortems/2026-11-17-inc-1234-cafe-checkout-500s.md")
+        == ""
+    )
