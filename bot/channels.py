@@ -15,6 +15,7 @@ from bot.errors import UserError
 
 # Channel names are lower-case, so an upper-case id never collides with a name.
 _ID = re.compile(r"^[CGDU][A-Z0-9]{2,}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class ChannelNotFound(UserError):
@@ -23,6 +24,11 @@ class ChannelNotFound(UserError):
 
 def is_channel_id(value: str) -> bool:
     return bool(_ID.match(value))
+
+
+def is_user_id(value: str) -> bool:
+    """A person (U…, W… on Enterprise Grid): a message "to" them goes to the app's DM with them."""
+    return bool(_USER_ID.match(value))
 
 
 def channel_mention(name_or_id: str) -> str:

@@ -43,7 +43,7 @@ from sqlalchemy import Engine, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from bot.channels import ChannelDirectory, ChannelNotFound, is_channel_id
+from bot.channels import ChannelDirectory, ChannelNotFound, is_channel_id, is_user_id
 from bot.clock import utcnow
 from bot.db import insert_ignoring_duplicates, read_scope, session_scope
 from bot.models import Attachment, OutboxMessage, OutboxStatus, SlackMessage
@@ -422,12 +422,19 @@ class OutboxWorker:
         log.warning(
             "outbox row %s (%s) was already in Slack at %s; recorded, not re-sent", row.id, row.key, found
         )
-        self._mark_sent(row, (channel, found))
+        self._mark_sent(row, found)
         return True
 
-    def _find_in_slack(self, row: OutboxMessage, channel: str, thread_ts: str | None) -> str | None:
-        """The ts of the message carrying this row's key (or, for an upload, its file), if Slack has it."""
+    def _find_in_slack(
+        self, row: OutboxMessage, channel: str, thread_ts: str | None
+    ) -> tuple[str, str] | None:
+        """(channel, ts) of the message carrying this row's key (or, for an upload, its file), if Slack has
+        it."""
         oldest = f"{row.created_at.timestamp() - 60:.6f}"
+        if is_user_id(channel):
+            # A nudge is posted "to" a person and lands in the app's DM with them; that DM's history is read
+            # by its own id (conversations.history refuses a user id with channel_not_found).
+            channel = self._client.conversations_open(users=channel)["channel"]["id"]
         try:
             if thread_ts:
                 page = self._client.conversations_replies(
@@ -447,11 +454,11 @@ class OutboxWorker:
             if metadata.get("event_type") == OUTBOX_EVENT_TYPE and (
                 (metadata.get("event_payload") or {}).get("key") == row.key
             ):
-                return message["ts"]
+                return channel, message["ts"]
             if row.kind == OutboxKind.UPLOAD and any(
                 f.get("name") == filename for f in message.get("files") or []
             ):
-                return message["ts"]
+                return channel, message["ts"]
         return None
 
     def _open_channel(self, name: str, *, create: bool) -> dict[str, Any]:

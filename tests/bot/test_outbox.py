@@ -99,6 +99,24 @@ def test_a_post_whose_answer_was_lost_is_recorded_not_posted_again(
     assert location is not None and location.ts == message["ts"]  # later updates edit that message
 
 
+def test_a_direct_message_whose_answer_was_lost_is_found_in_the_dm_not_parked(
+    engine: Engine, sandbox: SlackSandbox
+) -> None:
+    # Nudges go "to" a person (a user id) and land in the app's DM with them: the retry reads that DM.
+    owe(engine, "nudge:7:24h", "U0ALICE", text="Your post-mortem for #7 is waiting")
+    worker = make_worker(engine, sandbox, timeout=0.3)
+    sandbox.faults.fail_next("chat.postMessage", "applied_timeout", timeout_seconds=1.0)
+    worker.run_once()
+    assert row(engine, "nudge:7:24h").status == OutboxStatus.PENDING
+    dm = sandbox._im_for("U0ALICE").id
+    assert keys_in(sandbox, dm) == {"nudge:7:24h": 1}
+
+    worker.run_once(now=later())
+    sent = row(engine, "nudge:7:24h")
+    assert (sent.status, sent.last_error) == (OutboxStatus.SENT, None)
+    assert keys_in(sandbox, dm) == {"nudge:7:24h": 1}  # found in the DM, not posted again
+
+
 def test_a_claim_abandoned_by_a_dead_worker_is_checked_before_resending(
     engine: Engine, sandbox: SlackSandbox, channel: str
 ) -> None:

@@ -27,7 +27,9 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations.info": {"channels:read", "groups:read"},
     "conversations.list": {"channels:read", "groups:read"},
     "conversations.members": {"channels:read", "groups:read"},
-    "conversations.history": {"channels:history", "groups:history"},
+    # im:history: the outbox reads a nudge's DM to find a post whose answer was lost (bot/outbox.py).
+    "conversations.history": {"channels:history", "groups:history", "im:history"},
+    "conversations.open": {"im:write"},
     "conversations.replies": {"channels:history", "groups:history"},
     "conversations.join": {"channels:join"},
     # groups:write is needed only to create private channels; the bot creates public incident channels.
