@@ -3,6 +3,8 @@
 One file per published post-mortem (`<triggered date>-<incident ref>-<slug of title>.md`, rendered by
 `render_document`, so it shows the action items as they are now) and an index `README.md` with the KPI
 table of every incident so far. When a title changes, the file written under the old name is removed.
+A post-mortem of a private-channel incident is exported only when it was shared publicly (the rule of
+`incidents.shown_publicly`, as everywhere else); the index says how many were withheld.
 Nothing in them depends on the moment of the export except what truly changed (an action item done or
 overdue), so exporting again without changes commits nothing. With `--git` the files are committed on a
 new branch `postmortems/<date>` of the git repository DIR is in, ready for a pull request.
@@ -20,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from bot.incidents import display_id, slugify
+from bot.incidents import display_id, shown_publicly, slugify
 from bot.kpis import compute_kpis, kpi_table
 from bot.models import Incident, Postmortem, PostmortemStatus
 from bot.postmortems import render_document
@@ -48,7 +50,8 @@ class ExportedPostmortem:
 @dataclass(frozen=True)
 class ExportResult:
     files: list[Path]  # every file written, the index last
-    removed: list[Path] = field(default_factory=list)  # earlier exports' files of a since renamed incident
+    # Files earlier exports wrote that must go: an incident renamed since, or no longer shared publicly.
+    removed: list[Path] = field(default_factory=list)
 
 
 def _ref(incident: Incident) -> str:
@@ -62,11 +65,11 @@ def document_filename(incident: Incident, tz: ZoneInfo) -> str:
     return f"{day}-{_ref(incident)}{'-' + slug if slug else ''}.md"
 
 
-def _earlier_names(out: Path, incident: Incident, current: str) -> list[Path]:
-    """Files an earlier export wrote for this incident under another title: the date and the reference
-    right after it identify the incident (a slug can contain "-inc-12-", but never right after the date)."""
+def _files_of(out: Path, incident: Incident) -> list[Path]:
+    """The files exports wrote for this incident, under any title: the date and the reference right after
+    it identify the incident (a slug can contain "-inc-12-", but never right after the date)."""
     pattern = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}-{re.escape(_ref(incident))}(-[a-z0-9-]*)?\.md")
-    return sorted(p for p in out.iterdir() if p.name != current and pattern.fullmatch(p.name))
+    return sorted(p for p in out.iterdir() if pattern.fullmatch(p.name))
 
 
 def _cell(text: str) -> str:
@@ -88,11 +91,18 @@ def export_postmortems(
     files: list[Path] = []
     removed: list[Path] = []
     entries: list[ExportedPostmortem] = []
+    withheld = 0
     for incident, postmortem in rows:
+        exported = shown_publicly(incident, postmortem)
+        withheld += not exported
         filename = document_filename(incident, tz)
-        for stale in _earlier_names(out, incident, filename):
-            stale.unlink()
-            removed.append(stale)
+        # Earlier names of a renamed incident go; so does everything of one no longer shared publicly.
+        for stale in _files_of(out, incident):
+            if stale.name != filename or not exported:
+                stale.unlink()
+                removed.append(stale)
+        if not exported:
+            continue
         path = out / filename
         path.write_text(render_document(session=session, incident=incident, postmortem=postmortem, tz=tz))
         files.append(path)
@@ -119,6 +129,7 @@ def export_postmortems(
             "export_index.md.j2",
             count=len(entries),
             entries=entries,
+            withheld=withheld,
             since=format_instant(first, tz, "%Y-%m-%d"),
             timezone=str(tz),
             kpi_table=kpi_table(report, markdown=True),

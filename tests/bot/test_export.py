@@ -194,3 +194,36 @@ def test_a_renamed_incident_replaces_its_earlier_file_and_git_commits_the_rename
         git(repo, "status", "--porcelain", "--", "postmortems/2026-11-17-inc-1234-cafe-checkout-500s.md")
         == ""
     )
+
+
+def test_a_private_incident_is_exported_only_while_shared_publicly(
+    engine: Engine, session: Session, tmp_path: Path
+) -> None:
+    published_data_set(session)
+    private = add_incident(
+        session, at=datetime(2026, 11, 19, 9, tzinfo=UTC), title="Payroll leak", resolve=600, document=600
+    )
+    private.channel_is_private = True
+    pm = postmortem_of(session, private)
+    pm.root_cause = "A secret in a log"
+    session.commit()
+    out = tmp_path / "out"
+
+    def export() -> tuple[list[str], str]:
+        result = export_postmortems(session=session, out=out, now=NOW, tz=BERLIN, response_target_minutes=15)
+        return sorted(p.name for p in out.iterdir()), result.files[-1].read_text()
+
+    names, index = export()
+    assert not any("payroll" in name for name in names) and "Payroll" not in index
+    assert "1 post-mortem of incidents in private channels, not shared publicly, is not exported." in index
+
+    pm.share_publicly = True
+    session.commit()
+    names, index = export()
+    assert f"2026-11-19-d-{private.id}-payroll-leak.md" in names and "Payroll leak" in index
+    assert "not shared publicly" not in index
+
+    pm.share_publicly = False  # un-shared after an export: its file goes too
+    session.commit()
+    names, index = export()
+    assert not any("payroll" in name for name in names) and "Payroll" not in index
