@@ -184,6 +184,8 @@ class InboundDelivery(SQLModel, table=True):
         UniqueConstraint("source", "delivery_id"),
         # A new incident looks up the notes that waited for it (bot/pagerduty.py _replay_waiting).
         Index("ix_inbound_deliveries_waiting", "source", "error"),
+        # The processor's claim (bot/processor.py): the unprocessed rows of a source, oldest first.
+        Index("ix_inbound_deliveries_unprocessed", "source", "processed_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -193,7 +195,10 @@ class InboundDelivery(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime
     processed_at: datetime | None = None
+    # Why the last attempt did not process it: an exception, or the incident a note is waiting for.
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attempts: int = 0  # processing attempts that raised
+    next_attempt_at: datetime | None = None  # not retried before then; None: due as soon as stored
 
 
 class OutboxMessage(SQLModel, table=True):
