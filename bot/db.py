@@ -23,6 +23,9 @@ BUSY_TIMEOUT_SECONDS = 30
 # Execution option of the connections `read_scope` hands out: on SQLite their transactions start with a
 # deferred BEGIN outside the writer queue (WAL lets readers run beside the one writer).
 READ_ONLY = "postmortem_bot_read_only"
+# Execution option of a writer that requests are waiting on (the webhook group commit, bot/ingest.py): on
+# SQLite it goes ahead of the other writers waiting in the queue (the delivery processor, the outbox).
+AHEAD_OF_QUEUE = "postmortem_bot_ahead_of_queue"
 
 
 def normalize_url(url: str) -> str:
@@ -69,7 +72,9 @@ def make_engine(url: str) -> Engine:
     def _on_begin(connection):  # type: ignore[no-untyped-def]
         # Runs just before the dialect's do_begin, which sees only the DBAPI connection: tell it whether
         # this transaction is a reader's (the pool record's info lives as long as the connection).
-        connection.connection.info[READ_ONLY] = bool(connection.get_execution_options().get(READ_ONLY))
+        options = connection.get_execution_options()
+        connection.connection.info[READ_ONLY] = bool(options.get(READ_ONLY))
+        connection.connection.info[AHEAD_OF_QUEUE] = bool(options.get(AHEAD_OF_QUEUE))
 
     _WriterQueue(engine.dialect)
     return engine
@@ -96,17 +101,20 @@ class _WriterQueue:
     """SQLite lets one transaction write at a time. A transaction that finds the lock taken waits in
     SQLite's busy handler, which sleeps 1, 2, 5 ... up to 100 ms between tries and is not woken when the
     lock frees: with 16 server threads, `/postmortem` answered in 1.1 s at p99 (benchmarks, B1). So this
-    process's transactions queue on a Python lock, and the next one starts as soon as the last one ends;
-    the busy timeout still covers other processes (the CLI). Transactions start with BEGIN IMMEDIATE, so
-    a read that turns into a write never fails with "database is locked" half-way.
+    process's transactions queue here, and the next one starts as soon as the last one ends; the busy
+    timeout still covers other processes (the CLI). Transactions start with BEGIN IMMEDIATE, so a read
+    that turns into a write never fails with "database is locked" half-way.
 
     Readers (`read_scope`) skip the queue: a deferred BEGIN takes no lock, and in WAL mode a reader sees
     the last committed snapshot while the writer works (B1: /postmortem read-only lookups queued behind
-    every webhook's write)."""
+    every webhook's write). A transaction begun with AHEAD_OF_QUEUE goes before every other waiting
+    writer: the webhook group commit answers many requests at once, and behind the delivery processor's
+    back-to-back transactions it waited most of the time (B3)."""
 
     def __init__(self, dialect: Any) -> None:
-        self._lock = threading.Lock()
+        self._turn = threading.Condition()
         self._holder: object | None = None  # the DBAPI connection whose transaction holds the lock
+        self._ahead_waiting = 0
         finish_commit, finish_rollback, close = dialect.do_commit, dialect.do_rollback, dialect.do_close
         dialect.do_begin = self._begin
         dialect.do_commit = lambda dbapi_connection: self._end(dbapi_connection, finish_commit)
@@ -114,12 +122,23 @@ class _WriterQueue:
         dialect.do_close = lambda dbapi_connection: self._end(dbapi_connection, close)
 
     def _begin(self, dbapi_connection: Any) -> None:
-        if getattr(dbapi_connection, "info", {}).get(READ_ONLY):
+        info = getattr(dbapi_connection, "info", {})
+        if info.get(READ_ONLY):
             dbapi_connection.execute("BEGIN")
             return
-        if not self._lock.acquire(timeout=BUSY_TIMEOUT_SECONDS):
-            raise sqlite3.OperationalError(f"database is locked (waited {BUSY_TIMEOUT_SECONDS} s)")
-        self._holder = _raw(dbapi_connection)
+        ahead = bool(info.get(AHEAD_OF_QUEUE))
+        with self._turn:
+            self._ahead_waiting += ahead
+            try:
+                free = self._turn.wait_for(
+                    lambda: self._holder is None and (ahead or not self._ahead_waiting),
+                    timeout=BUSY_TIMEOUT_SECONDS,
+                )
+            finally:
+                self._ahead_waiting -= ahead
+            if not free:
+                raise sqlite3.OperationalError(f"database is locked (waited {BUSY_TIMEOUT_SECONDS} s)")
+            self._holder = _raw(dbapi_connection)
         try:
             dbapi_connection.execute("BEGIN IMMEDIATE")
         except BaseException:
@@ -133,9 +152,10 @@ class _WriterQueue:
             self._release(dbapi_connection)
 
     def _release(self, dbapi_connection: Any) -> None:
-        if self._holder is _raw(dbapi_connection):
-            self._holder = None
-            self._lock.release()
+        with self._turn:
+            if self._holder is _raw(dbapi_connection):
+                self._holder = None
+                self._turn.notify_all()
 
 
 def _raw(connection: Any) -> Any:

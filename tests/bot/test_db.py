@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from bot.db import ReadOnlySessionError, make_engine, read_scope, session_scope
+from bot.db import AHEAD_OF_QUEUE, ReadOnlySessionError, make_engine, read_scope, session_scope
 from bot.incidents import IncidentError, declare_incident
 from bot.models import Incident
 from tests.conftest import NOW
@@ -50,6 +50,30 @@ def test_a_second_writer_waits_for_the_first_to_commit(sqlite_engine) -> None:  
         assert not second_done.wait(0.3), "the second transaction ran while the first was open"
     thread.join(10)
     assert seen_by_second == [1]
+
+
+def test_a_writer_begun_ahead_of_the_queue_goes_before_the_writers_already_waiting(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
+    """The webhook group commit (requests wait on it) is not kept waiting behind the delivery processor's
+    and the outbox's transactions."""
+    ahead = sqlite_engine.execution_options(**{AHEAD_OF_QUEUE: True})
+    order: list[str] = []
+    done = {name: threading.Event() for name in ("queued", "ahead")}
+
+    def write(engine, name: str) -> None:  # type: ignore[no-untyped-def]
+        with session_scope(engine) as session:
+            _insert(session, name)
+            order.append(name)
+        done[name].set()
+
+    with session_scope(sqlite_engine) as session:
+        _insert(session, "holder")
+        order.append("holder")
+        threading.Thread(target=write, args=(sqlite_engine, "queued")).start()
+        assert not done["queued"].wait(0.3), "the queued writer ran while the holder was open"
+        threading.Thread(target=write, args=(ahead, "ahead")).start()
+        assert not done["ahead"].wait(0.3), "the writer ahead of the queue ran while the holder was open"
+    assert done["queued"].wait(10) and done["ahead"].wait(10)
+    assert order == ["holder", "ahead", "queued"]
 
 
 def test_a_failed_transaction_releases_the_queue(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
