@@ -15,8 +15,10 @@ from bot.access import ParticipantCache
 from bot.channels import ChannelDirectory
 from bot.config import Settings
 from bot.db import make_engine
+from bot.ingest import IngestWriter
 from bot.notices import incident_channel_ready
 from bot.outbox import OutboxWorker
+from bot.processor import DeliveryProcessor
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ class Runtime:
     client: WebClient
     channels: ChannelDirectory
     outbox: OutboxWorker
+    # Inbound webhooks: stored by group commit, then processed by a worker (bot/ingest.py, processor.py).
+    ingest: IngestWriter
+    processor: DeliveryProcessor
     # Who is in which incident channel, for the authorization checks (bot/access.py).
     participants: ParticipantCache = field(default_factory=ParticipantCache)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -60,7 +65,19 @@ def build_runtime(settings: Settings) -> Runtime:
         max_backoff=settings.outbox_max_backoff_seconds,
         claim_seconds=settings.outbox_claim_seconds,
     )
-    return Runtime(settings=settings, engine=engine, client=client, channels=channels, outbox=outbox)
+    ingest = IngestWriter(engine=engine, on_stored=lambda: processor.wake())
+    processor = DeliveryProcessor(
+        engine=engine, settings=settings, on_processed=outbox.wake, yield_to=ingest.busy
+    )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        client=client,
+        channels=channels,
+        outbox=outbox,
+        ingest=ingest,
+        processor=processor,
+    )
 
 
 def runtime_of(context: BoltContext) -> Runtime:

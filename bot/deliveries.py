@@ -7,9 +7,15 @@ id seen before changes nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlalchemy import Connection, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.db import insert_ignoring_duplicates
 from bot.models import InboundDelivery
@@ -49,17 +55,6 @@ def was_delivered(session: Session, *, source: str, delivery_id: str) -> bool:
     return session.exec(statement).first() is not None
 
 
-def unprocessed_delivery(session: Session, *, source: str, delivery_id: str) -> InboundDelivery | None:
-    """The archived delivery, locked, when it still needs processing (None once processed)."""
-    statement = (
-        select(InboundDelivery)
-        .where(InboundDelivery.source == source, InboundDelivery.delivery_id == delivery_id[:255])
-        .where(col(InboundDelivery.processed_at).is_(None))
-        .with_for_update()
-    )
-    return session.exec(statement).first()
-
-
 def waiting_deliveries(session: Session, *, source: str, reason: str) -> list[InboundDelivery]:
     """Unprocessed deliveries parked with `reason` (e.g. a note that arrived before its incident)."""
     statement = (
@@ -70,3 +65,94 @@ def waiting_deliveries(session: Session, *, source: str, reason: str) -> list[In
         .with_for_update()
     )
     return list(session.exec(statement))
+
+
+@dataclass(frozen=True)
+class RawDelivery:
+    """A delivery as it arrived, before it is stored."""
+
+    source: str
+    delivery_id: str
+    event_type: str | None
+    body: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What the archive's unique constraint compares (the column holds 255 characters)."""
+        return self.source, self.delivery_id[:255]
+
+
+def store_deliveries(
+    connection: Connection, deliveries: Sequence[RawDelivery], *, at: datetime
+) -> set[tuple[str, str]]:
+    """Insert a batch of deliveries in the caller's transaction (one statement, ON CONFLICT DO NOTHING) and
+    return the (source, delivery_id) of those that were new. `deliveries` must not repeat a key: the
+    caller decides which of two copies is the original."""
+    table = InboundDelivery.__table__
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).on_conflict_do_nothing().returning(table.c.source, table.c.delivery_id)
+    rows = [
+        {
+            "source": delivery.source,
+            "delivery_id": delivery.delivery_id[:255],
+            "event_type": (delivery.event_type or "")[:128] or None,
+            "body": delivery.body,
+            "received_at": at,
+            "attempts": 0,
+        }
+        for delivery in deliveries
+    ]
+    # executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues").
+    return {(source, delivery_id) for source, delivery_id in connection.execute(statement, rows)}
+
+
+def due_deliveries(*, source: str, now: datetime) -> SelectOfScalar[InboundDelivery]:
+    """The unprocessed deliveries of `source` whose next attempt is due, oldest first."""
+    return (
+        select(InboundDelivery)
+        .where(InboundDelivery.source == source, col(InboundDelivery.processed_at).is_(None))
+        .where(or_(col(InboundDelivery.next_attempt_at).is_(None), InboundDelivery.next_attempt_at <= now))
+        .order_by(col(InboundDelivery.id))
+    )
+
+
+def claim_due_delivery(session: Session, *, source: str, now: datetime) -> InboundDelivery | None:
+    """Lock the oldest due delivery for this transaction. SKIP LOCKED: a replica processing another row
+    is passed over, not waited for, and a row is never processed by two replicas at once (on SQLite the
+    writer lock already serializes transactions)."""
+    statement = due_deliveries(source=source, now=now).limit(1).with_for_update(skip_locked=True)
+    return session.exec(statement).first()
+
+
+def record_failure(session: Session, *, row_id: int, error: str, attempts: int, retry_at: datetime) -> None:
+    """A processing attempt raised: keep the row unprocessed, say why, and when to try again."""
+    session.execute(
+        update(InboundDelivery)
+        .where(col(InboundDelivery.id) == row_id)
+        .values(error=error, attempts=attempts, next_attempt_at=retry_at)
+    )
+
+
+LONGEST_RECHECK = timedelta(minutes=5)
+
+
+def recheck_waiting_at(
+    delivery: InboundDelivery, *, at: datetime, longest: timedelta = LONGEST_RECHECK
+) -> datetime:
+    """When to look again at a delivery that waits for something (a note for an incident not seen yet).
+    The incident normally replays it when it arrives; the recheck covers a replica that created the
+    incident while this note was being processed elsewhere. The wait grows with the delivery's age (so
+    a note whose incident never comes costs little) up to `longest`."""
+    age = at - delivery.received_at
+    return at + min(longest, max(timedelta(seconds=1), age))
+
+
+def backlog(session: Session, *, source: str) -> dict[str, int]:
+    """Deliveries of `source` stored and not processed yet, and how many of those failed at least once
+    (/healthz reports both)."""
+    unprocessed, retrying = session.execute(
+        select(func.count(), func.count().filter(col(InboundDelivery.attempts) > 0)).where(
+            InboundDelivery.source == source, col(InboundDelivery.processed_at).is_(None)
+        )
+    ).one()
+    return {"unprocessed": unprocessed, "retrying": retrying}

@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from bot import notices
 from bot.config import Settings
 from bot.db import insert_ignoring_duplicates
-from bot.deliveries import archive_delivery, unprocessed_delivery, waiting_deliveries
+from bot.deliveries import recheck_waiting_at, waiting_deliveries
 from bot.incidents import acknowledge_incident, earliest, refresh_durations, resolve_incident
 from bot.models import InboundDelivery, Incident, TimelineEntry
 
@@ -43,10 +42,9 @@ class EventType(StrEnum):
 
 
 class Outcome(StrEnum):
-    """What became of a delivery (the webhook's JSON answer says it)."""
+    """What processing made of a stored delivery."""
 
     PROCESSED = "processed"
-    DUPLICATE = "duplicate"
     IGNORED = "ignored"  # an event type or resource the bot does not track; archived all the same
     WAITING = "waiting"  # a note about an incident not seen yet; processed when the incident arrives
 
@@ -188,76 +186,25 @@ def parse_event(body: bytes) -> PagerDutyEvent:
     )
 
 
-def archive_event(
-    session: Session, *, event: PagerDutyEvent, body: bytes, at: datetime, processed: bool = False
-) -> bool:
-    """Archive the raw delivery before anything else happens; False when this event id was seen before."""
-    return archive_delivery(
-        session,
-        source=SOURCE,
-        delivery_id=event.id,
-        event_type=event.event_type,
-        body=body.decode("utf-8"),
-        at=at,
-        processed=processed,
-    )
-
-
-def receive_event(
-    *, session: Session, event: PagerDutyEvent, body: bytes, settings: Settings, at: datetime
+def process_delivery(
+    *, session: Session, delivery: InboundDelivery, settings: Settings, at: datetime
 ) -> Outcome:
-    """A delivery as the webhook gets it: archived, then applied, in one transaction (the caller's).
-
-    Archive before process: processing runs in a SAVEPOINT; when it fails, only the savepoint rolls back,
-    the archive row is committed (unprocessed) and the error propagates, so PagerDuty gets a 5xx, retries,
-    and the retry processes the stored row. A new delivery is archived already marked processed (one
-    INSERT, no re-read); a delivery seen before takes the locked path of `process_event`."""
-    if not archive_event(session, event=event, body=body, at=at, processed=True):
-        return process_event(session=session, event=event, settings=settings, at=at)
-    try:
-        with session.begin_nested():
-            outcome = apply_event(session=session, event=event, settings=settings, at=at)
-    except Exception:
-        _mark_unprocessed(session, event, error=None)
-        session.commit()
-        raise
-    if outcome == Outcome.WAITING:
-        _mark_unprocessed(session, event, error=_waiting_reason(event.incident_id or ""))
-    return outcome
-
-
-def _mark_unprocessed(session: Session, event: PagerDutyEvent, *, error: str | None) -> None:
-    session.execute(
-        update(InboundDelivery)
-        .where(col(InboundDelivery.source) == SOURCE, col(InboundDelivery.delivery_id) == event.id[:255])
-        .values(processed_at=None, error=error)
-    )
-
-
-def process_event(*, session: Session, event: PagerDutyEvent, settings: Settings, at: datetime) -> Outcome:
-    """Apply an archived delivery, once: the archive row is locked and marked processed in this
-    transaction, so a repeat (or a concurrent retry) finds it processed and changes nothing."""
-    delivery = unprocessed_delivery(session, source=SOURCE, delivery_id=event.id)
-    if delivery is None:
-        return Outcome.DUPLICATE
-    return _apply_delivery(session=session, delivery=delivery, event=event, settings=settings, at=at)
-
-
-def _waiting_reason(pagerduty_id: str) -> str:
-    return f"waiting for incident {pagerduty_id}"
-
-
-def _apply_delivery(
-    *, session: Session, delivery: InboundDelivery, event: PagerDutyEvent, settings: Settings, at: datetime
-) -> Outcome:
+    """Apply a stored delivery (locked by the caller) and mark it processed, in the caller's transaction;
+    a note whose incident is not known yet is marked waiting instead (its incident replays it)."""
+    event = parse_event(delivery.body.encode())
     outcome = apply_event(session=session, event=event, settings=settings, at=at)
     if outcome == Outcome.WAITING:
         delivery.error = _waiting_reason(event.incident_id or "")
+        delivery.next_attempt_at = recheck_waiting_at(delivery, at=at)
     else:
         delivery.processed_at = at
         delivery.error = None
     session.add(delivery)
     return outcome
+
+
+def _waiting_reason(pagerduty_id: str) -> str:
+    return f"waiting for incident {pagerduty_id}"
 
 
 def apply_event(*, session: Session, event: PagerDutyEvent, settings: Settings, at: datetime) -> Outcome:
@@ -417,5 +364,4 @@ def _replay_waiting(session: Session, incident: Incident, *, settings: Settings,
     for delivery in waiting_deliveries(
         session, source=SOURCE, reason=_waiting_reason(incident.pagerduty_id or "")
     ):
-        event = parse_event(delivery.body.encode())
-        _apply_delivery(session=session, delivery=delivery, event=event, settings=settings, at=at)
+        process_delivery(session=session, delivery=delivery, settings=settings, at=at)

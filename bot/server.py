@@ -1,4 +1,5 @@
-"""One bot process: migrations, the HTTP server, Socket Mode when configured, and the outbox worker."""
+"""One bot process: migrations, the HTTP server, Socket Mode when configured, the ingest writer, the
+delivery processor and the outbox worker."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class BotServer:
     def start(self) -> BotServer:
         upgrade(self.settings.database_url)
         self.runtime = runtime = build_runtime(self.settings)
+        runtime.ingest.start()  # before the server: a webhook waits for it to store the delivery
         app = create_app(runtime)
         socket_mode = self.settings.slack_app_token is not None
         self._server = make_server(
@@ -72,6 +74,7 @@ class BotServer:
             self._socket_mode.connect()
         self._join_channels(runtime)
         runtime.outbox.start()
+        runtime.processor.start()  # processes what an earlier run stored and left unprocessed, too
         if self.settings.scheduler_enabled:
             self.scheduler = Scheduler(engine=runtime.engine, settings=self.settings).start()
         log.info("postmortem-bot listening on %s (%s)", self.url, "Socket Mode" if socket_mode else "HTTP")
@@ -107,6 +110,7 @@ class BotServer:
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.runtime is not None:
+            self.runtime.processor.stop()
             self.runtime.outbox.stop()
         if self._socket_mode is not None:
             self._socket_mode.close()
@@ -115,4 +119,5 @@ class BotServer:
         if self._thread is not None:
             self._thread.join(5)
         if self.runtime is not None:
+            self.runtime.ingest.stop()  # after the server: requests in flight still get their answer
             self.runtime.engine.dispose()

@@ -23,8 +23,10 @@ from waitress.server import create_server
 
 from bot.app import Runtime
 from bot.db import read_scope
+from bot.deliveries import backlog
 from bot.metrics import metrics_registry
 from bot.outbox import depth
+from bot.pagerduty import SOURCE as PAGERDUTY
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +226,9 @@ def health(runtime: Runtime) -> Route:
     def route(_environ: dict[str, Any], _body: bytes) -> Response:
         with read_scope(runtime.engine) as session:
             counts = depth(session)
+            inbound = backlog(session, source=PAGERDUTY)
         status = "degraded" if counts["parked"] else "ok"
-        return json_response(200, {"status": status, "outbox": counts})
+        return json_response(200, {"status": status, "outbox": counts, "inbound": inbound})
 
     return route
 

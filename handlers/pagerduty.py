@@ -1,8 +1,11 @@
 """`POST /webhooks/pagerduty`: PagerDuty Webhooks V3.
 
 PagerDuty wants a 2xx within 5 s, retries 5xx/429/time-outs for up to 48 h and drops other 4xx (three
-drops in a row disable the subscription for 24 h), so 400 is kept for bodies that truly are bad. The
-route only touches the database; everything Slack-bound goes through the outbox.
+drops in a row disable the subscription for 24 h), so 400 is kept for bodies that truly are bad.
+
+The route checks and stores; it does not process. A delivery is answered 202 once it is committed (by
+group commit, bot/ingest.py), 200 when its event id was stored before; the incident, its timeline and
+its Slack messages follow from the delivery processor (bot/processor.py) and the outbox.
 """
 
 from __future__ import annotations
@@ -11,15 +14,9 @@ import logging
 from typing import Any
 
 from bot.app import Runtime
-from bot.clock import utcnow
-from bot.db import session_scope
-from bot.pagerduty import (
-    MalformedDelivery,
-    Outcome,
-    parse_event,
-    receive_event,
-    signature_matches,
-)
+from bot.deliveries import RawDelivery
+from bot.ingest import NotStored
+from bot.pagerduty import SOURCE, MalformedDelivery, parse_event, signature_matches
 from bot.web import Response, Route, Router, json_response
 
 log = logging.getLogger(__name__)
@@ -39,17 +36,17 @@ def pagerduty_webhook(runtime: Runtime) -> Route:
             event = parse_event(body)
         except MalformedDelivery as exc:
             return json_response(400, {"error": exc.reason})
-        now = utcnow()
-        # One transaction; processing runs in a savepoint, so a failure still commits the raw delivery
-        # (PagerDuty then retries, and the unprocessed archive row is processed again).
-        with session_scope(runtime.engine) as session:
-            outcome = receive_event(
-                session=session, event=event, body=body, settings=runtime.settings, at=now
-            )
-        if outcome == Outcome.PROCESSED:
-            runtime.outbox.wake()
-        status = 200 if outcome == Outcome.DUPLICATE else 202
-        return json_response(status, {"status": outcome, "event_id": event.id})
+        delivery = RawDelivery(SOURCE, event.id, event.event_type, body.decode("utf-8"))
+        try:
+            # Blocks until the delivery's batch is committed: nothing is answered 2xx before it is stored.
+            new = runtime.ingest.store(delivery)
+        except NotStored as exc:
+            # 503: PagerDuty retries, and the retry is stored (or found stored) then.
+            log.warning("PagerDuty delivery %s not stored: %s", event.id, exc)
+            return json_response(503, {"error": "the delivery could not be stored; retry"})
+        if not new:
+            return json_response(200, {"status": "duplicate", "event_id": event.id})
+        return json_response(202, {"status": "accepted", "event_id": event.id})
 
     return handle_pagerduty_webhook
 

@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.app import Runtime
+from bot.app import build_runtime
 from bot.channels import ChannelDirectory
 from bot.clock import utcnow
 from bot.config import load_settings
@@ -188,10 +188,9 @@ def test_hopeless_rows_are_parked_logged_and_reported_by_healthz(
     assert sandbox.messages(channel) == []
 
     settings = load_settings(database_url=database_url, slack_bot_token=BOT_TOKEN)
-    runtime = Runtime(
-        settings=settings, engine=engine, client=worker._client, channels=worker._channels, outbox=worker
-    )
+    runtime = build_runtime(settings)
     status, body = call_wsgi(create_wsgi_app(runtime, None), "GET", "/healthz")
+    runtime.engine.dispose()
     assert status == 200 and '"status": "degraded"' in body and '"parked": 1' in body
 
 

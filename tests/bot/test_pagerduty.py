@@ -12,17 +12,19 @@ from sqlmodel import Session, func, select
 
 from bot.config import load_settings
 from bot.db import session_scope
+from bot.deliveries import archive_delivery
 from bot.incidents import incident_channel_name
 from bot.models import InboundDelivery, Incident, IncidentStatus, OutboxMessage, TimelineEntry
 from bot.pagerduty import (
+    SOURCE,
     MalformedDelivery,
     Outcome,
     parse_event,
     parse_instant,
-    receive_event,
     sign,
     signature_matches,
 )
+from bot.processor import DeliveryProcessor
 from tests.conftest import NOW
 from tests.shared_fixtures import SignedDelivery, pagerduty_file, pagerduty_vectors
 
@@ -34,36 +36,24 @@ def _vectors() -> list[SignedDelivery]:
     return pagerduty_vectors()
 
 
-def deliver(engine: Engine, body: bytes, settings=SETTINGS) -> Outcome:  # type: ignore[no-untyped-def]
-    """What the route does after the signature check: archive and process in one transaction."""
+def deliver(engine: Engine, body: bytes, settings=SETTINGS) -> Outcome | None:  # type: ignore[no-untyped-def]
+    """What the webhook and the processor do after the signature check: store the delivery, then process
+    what is due. None when the delivery was stored before (a duplicate: nothing is processed for it)."""
     event = parse_event(body)
     with session_scope(engine) as session:
-        return receive_event(session=session, event=event, body=body, settings=settings, at=NOW)
-
-
-def test_a_delivery_whose_processing_fails_is_kept_and_processed_on_the_retry(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Archive before process: the failure rolls back only the processing savepoint, the raw delivery is
-    committed unprocessed, and PagerDuty's retry (the same event id) processes it once."""
-    body = pagerduty_file("incident.triggered.json")
-
-    def broken(**_: object) -> Outcome:
-        raise RuntimeError("processing broke")
-
-    monkeypatch.setattr("bot.pagerduty.apply_event", broken)
-    with pytest.raises(RuntimeError, match="processing broke"):
-        deliver(engine, body)
-    monkeypatch.undo()
-    with session_scope(engine) as session:
-        stored = session.exec(select(InboundDelivery)).all()
-        assert [(d.processed_at, d.error) for d in stored] == [(None, None)]
-        assert session.exec(select(func.count()).select_from(Incident)).one() == 0
-    assert deliver(engine, body) == Outcome.PROCESSED
-    assert deliver(engine, body) == Outcome.DUPLICATE
-    assert counts(engine)["incidents"] == 1
-    with session_scope(engine) as session:
-        assert session.exec(select(InboundDelivery.processed_at)).one() == NOW
+        stored = archive_delivery(
+            session,
+            source=SOURCE,
+            delivery_id=event.id,
+            event_type=event.event_type,
+            body=body.decode(),
+            at=NOW,
+        )
+    if not stored:
+        return None
+    outcome = DeliveryProcessor(engine=engine, settings=settings).process_next(NOW)
+    assert not isinstance(outcome, Exception), outcome
+    return outcome
 
 
 def lifecycle_bodies() -> list[bytes]:
@@ -193,9 +183,11 @@ def test_three_copies_in_shuffled_order_make_one_incident(engine: Engine, seed: 
     bodies = lifecycle_bodies() * 3
     random.Random(seed).shuffle(bodies)
     outcomes = [deliver(engine, body) for body in bodies]
-    # Each event is processed once; a note that came before its incident answers "waiting" until then.
+    # Each event is processed once (a copy stored before is not processed again); a note that came
+    # before its incident waits until then.
+    assert outcomes.count(None) == 8
     assert outcomes.count(Outcome.PROCESSED) in (3, 4)
-    assert set(outcomes) <= {Outcome.PROCESSED, Outcome.DUPLICATE, Outcome.WAITING}
+    assert set(outcomes) <= {Outcome.PROCESSED, None, Outcome.WAITING}
     assert counts(engine) == {
         "incidents": 1,
         "timeline": 4,
@@ -229,10 +221,15 @@ def test_acknowledged_after_resolved_keeps_it_resolved(engine: Engine) -> None:
 def test_a_note_before_its_incident_waits_then_lands(engine: Engine) -> None:
     assert deliver(engine, pagerduty_file("incident.annotated.json")) == Outcome.WAITING
     assert counts(engine)["incidents"] == 0
-    assert deliver(engine, pagerduty_file("incident.annotated.json")) == Outcome.WAITING  # retried: still
+    assert deliver(engine, pagerduty_file("incident.annotated.json")) is None  # retried: stored already
     assert deliver(engine, pagerduty_file("incident.resolved.json")) == Outcome.PROCESSED
     assert counts(engine)["timeline"] == 2
-    assert deliver(engine, pagerduty_file("incident.annotated.json")) == Outcome.DUPLICATE
+    with Session(engine) as session:
+        note = session.exec(
+            select(InboundDelivery).where(InboundDelivery.event_type == "incident.annotated")
+        ).one()
+        assert (note.processed_at, note.error) == (NOW, None)
+    assert deliver(engine, pagerduty_file("incident.annotated.json")) is None
 
 
 def test_unknown_event_types_are_archived_and_ignored(engine: Engine) -> None:
@@ -250,7 +247,7 @@ def test_unknown_event_types_are_archived_and_ignored(engine: Engine) -> None:
         }
     ).encode()
     assert deliver(engine, ping) == Outcome.IGNORED
-    assert deliver(engine, ping) == Outcome.DUPLICATE
+    assert deliver(engine, ping) is None
     assert counts(engine) == {
         "incidents": 0,
         "timeline": 0,
@@ -262,8 +259,6 @@ def test_unknown_event_types_are_archived_and_ignored(engine: Engine) -> None:
 
 def test_the_archive_says_whether_a_delivery_is_new(session: Session) -> None:
     """On both backends (psycopg's rowcount is -1 for INSERT ... ON CONFLICT DO NOTHING)."""
-    from bot.deliveries import archive_delivery
-
     first = archive_delivery(
         session, source="slack", delivery_id="Ev1", event_type="message", body="{}", at=NOW
     )

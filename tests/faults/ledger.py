@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, select
 
 from bot.db import make_engine
+from bot.deliveries import backlog
 from bot.models import OutboxMessage, OutboxStatus
 from bot.outbox import OUTBOX_EVENT_TYPE, OutboxKind
-from bot.pagerduty import sign
+from bot.pagerduty import SOURCE, sign
 from bot.sandbox import SlackSandbox
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
@@ -98,6 +99,15 @@ def outbox_rows(database_url: str) -> list[OutboxMessage]:
 
 
 def outbox_settled(database_url: str) -> bool:
+    """Every stored delivery is processed (what it owes Slack is in the outbox) and no outbox row is
+    pending any more."""
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            if backlog(session, source=SOURCE)["unprocessed"]:
+                return False
+    finally:
+        engine.dispose()
     rows = outbox_rows(database_url)
     return bool(rows) and all(row.status != OutboxStatus.PENDING for row in rows)
 

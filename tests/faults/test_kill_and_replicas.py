@@ -121,7 +121,9 @@ def test_sigkill_mid_load_loses_nothing_answered_and_posts_nothing_twice(
         for n in sorted(set(range(len(bodies))) - acknowledged):
             figures.sent += 1
             assert 200 <= post_pagerduty(server.url, bodies[n], PAGERDUTY_SECRET) < 300
-        sandbox.wait_for(lambda: outbox_settled(database_url), timeout=60, message="outbox never settled")
+        sandbox.wait_for(
+            lambda: outbox_settled(database_url), timeout=60, message="deliveries or outbox never settled"
+        )
     finally:
         server.stop()
 
@@ -179,7 +181,9 @@ def test_two_replicas_on_postgresql_split_the_load_without_duplicates(postgres_u
             at = job.schedule.previous(sandbox_now()) + job.grace / 2
             with ThreadPoolExecutor(2) as pool:
                 list(pool.map(lambda runner: runner.run_due("weekly_digest", at), runners))
-            sandbox.wait_for(lambda: outbox_settled(postgres_url), timeout=60, message="outbox never settled")
+            sandbox.wait_for(
+                lambda: outbox_settled(postgres_url), timeout=60, message="deliveries or outbox never settled"
+            )
         finally:
             other.stop()
         engine = make_engine(postgres_url)

@@ -114,7 +114,9 @@ def test_slack_failing_30_percent_of_calls_loses_and_duplicates_nothing(stack: L
     with contextlib.suppress(TimeoutError):  # faults stay on a while longer, as the outbox works through them
         sandbox.wait_for(lambda: outbox_settled(stack.database_url), timeout=8)
     sandbox.faults.clear()
-    sandbox.wait_for(lambda: outbox_settled(stack.database_url), timeout=60, message="outbox never settled")
+    sandbox.wait_for(
+        lambda: outbox_settled(stack.database_url), timeout=60, message="deliveries or outbox never settled"
+    )
 
     engine = make_engine(stack.database_url)
     with Session(engine) as session:

@@ -1,0 +1,153 @@
+"""The delivery processor (bot/processor.py) on SQLite and PostgreSQL: stored deliveries are processed
+oldest first, once, even by two processors at once; one whose processing raises keeps its row, waits its
+back-off and blocks nothing; a note that arrives before its incident waits for it."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, func, select
+
+from bot import pagerduty
+from bot.config import load_settings
+from bot.db import session_scope
+from bot.deliveries import archive_delivery
+from bot.models import InboundDelivery, Incident, TimelineEntry
+from bot.pagerduty import SOURCE, Outcome
+from bot.processor import DeliveryProcessor
+from tests.conftest import NOW
+from tests.faults.ledger import pagerduty_body
+from tests.shared_fixtures import pagerduty_file
+
+SETTINGS = load_settings(incident_channel_prefix="inc-")
+
+
+def store(engine: Engine, *bodies: bytes) -> None:
+    with session_scope(engine) as session:
+        for body in bodies:
+            event = json.loads(body)["event"]
+            assert archive_delivery(
+                session,
+                source=SOURCE,
+                delivery_id=event["id"],
+                event_type=event["event_type"],
+                body=body.decode(),
+                at=NOW,
+            )
+
+
+def rows(engine: Engine) -> dict[str, InboundDelivery]:
+    with Session(engine) as session:
+        return {row.delivery_id: row for row in session.exec(select(InboundDelivery))}
+
+
+def count(engine: Engine, model: type) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+
+def processor(engine: Engine, **kwargs) -> DeliveryProcessor:  # type: ignore[no-untyped-def]
+    return DeliveryProcessor(engine=engine, settings=SETTINGS, **kwargs)
+
+
+def test_a_failing_delivery_is_retried_with_back_off_and_blocks_nothing(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken, fine = (pagerduty_body(f"QPROC{n}", 600 + n, "triggered", minutes=0) for n in (1, 2))
+    store(engine, broken, fine)
+    real = pagerduty.apply_event
+
+    def apply_event(**kwargs):  # type: ignore[no-untyped-def]
+        if kwargs["event"].id == "EVQPROC1triggered":
+            raise RuntimeError("processing broke")
+        return real(**kwargs)
+
+    monkeypatch.setattr("bot.pagerduty.apply_event", apply_event)
+    woken: list[bool] = []
+    worker = processor(engine, on_processed=lambda: woken.append(True))
+    assert worker.run_once(NOW) == 2  # the failure, then the delivery after it
+    assert worker.run_once(NOW) == 0  # the failure waits for its back-off: no hot loop
+    failed, done = rows(engine)["EVQPROC1triggered"], rows(engine)["EVQPROC2triggered"]
+    assert (failed.processed_at, failed.attempts, failed.error) == (None, 1, "RuntimeError: processing broke")
+    assert failed.next_attempt_at == NOW + timedelta(seconds=2)
+    assert done.processed_at == NOW and woken == [True]
+    assert count(engine, Incident) == 1  # the failure's savepoint rolled back, the other committed
+
+    assert worker.run_once(NOW + timedelta(seconds=2)) == 1  # due again: fails again, waits longer
+    assert rows(engine)["EVQPROC1triggered"].next_attempt_at == NOW + timedelta(seconds=6)
+    monkeypatch.undo()
+    assert worker.run_once(NOW + timedelta(seconds=5)) == 0
+    assert worker.process_next(NOW + timedelta(seconds=6)) == Outcome.PROCESSED
+    fixed = rows(engine)["EVQPROC1triggered"]
+    assert (fixed.processed_at, fixed.error) == (NOW + timedelta(seconds=6), None)
+    assert count(engine, Incident) == 2
+    assert worker.run_once(NOW + timedelta(hours=1)) == 0  # processed once, never again
+
+
+def test_the_back_off_stops_growing_at_its_longest(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    store(engine, pagerduty_body("QPROC9", 609, "triggered", minutes=0))
+
+    def broken(**_: object) -> Outcome:
+        raise RuntimeError("still broken")
+
+    monkeypatch.setattr("bot.pagerduty.apply_event", broken)
+    worker = processor(engine, max_backoff=5)
+    at = NOW
+    for _ in range(4):
+        assert worker.run_once(at) == 1
+        at = rows(engine)["EVQPROC9triggered"].next_attempt_at
+    assert at - NOW == timedelta(seconds=2 + 4 + 5 + 5)
+
+
+def test_a_note_before_its_incident_waits_and_is_looked_at_again_later(engine: Engine) -> None:
+    store(engine, pagerduty_file("incident.annotated.json"))
+    worker = processor(engine)
+    assert worker.process_next(NOW) == Outcome.WAITING
+    [note] = rows(engine).values()
+    assert (note.processed_at, note.error) == (None, "waiting for incident Q2CKYRLH85UNN4")
+    assert note.attempts == 0 and note.next_attempt_at == NOW + timedelta(seconds=1)  # not a failure
+    assert worker.process_next(NOW) is None
+    # Looked at again later, still no incident: the wait grows with the note's age.
+    later = NOW + timedelta(minutes=2)
+    assert worker.process_next(later) == Outcome.WAITING
+    assert rows(engine)[note.delivery_id].next_attempt_at == later + timedelta(minutes=2)
+    # The incident arrives: processing it replays the note at once.
+    store(engine, pagerduty_file("incident.triggered.json"))
+    assert worker.run_once(later) == 1
+    assert {row.processed_at for row in rows(engine).values()} == {later}
+    assert count(engine, TimelineEntry) == 2
+
+
+def test_two_processors_at_once_process_each_delivery_once(engine: Engine) -> None:
+    """Replicas on one database: SKIP LOCKED on PostgreSQL, the writer lock on SQLite."""
+    bodies = [
+        pagerduty_body(f"QPAIR{n:03d}", 800 + n, kind, minutes=minutes)
+        for n in range(15)
+        for kind, minutes in (("triggered", 0), ("acknowledged", 2), ("resolved", 9))
+    ]
+    store(engine, *bodies)
+    workers = [processor(engine), processor(engine)]
+    with ThreadPoolExecutor(2) as pool:
+        attempted = list(pool.map(lambda worker: worker.run_once(NOW), workers))
+    assert sum(attempted) == len(bodies)
+    assert count(engine, Incident) == 15
+    assert count(engine, TimelineEntry) == len(bodies)
+    assert {row.processed_at for row in rows(engine).values()} == {NOW}
+    with Session(engine) as session:
+        resolved = session.exec(select(Incident.status)).all()
+    assert set(resolved) == {"resolved"}
+
+
+def test_storing_comes_first_but_processing_never_stops(engine: Engine) -> None:
+    """While the ingest writer says it is busy, the processor pauses after each delivery; it still
+    processes every one of them."""
+    store(engine, *(pagerduty_body(f"QBUSY{n}", 900 + n, "triggered", minutes=0) for n in range(3)))
+    asked: list[bool] = []
+    worker = processor(engine, yield_to=lambda: asked.append(True) or True)
+    assert worker.run_once(NOW) == 3
+    assert len(asked) == 3
+    assert count(engine, Incident) == 3
