@@ -521,14 +521,16 @@ def bot_phases(
 
 
 def outbox_drained(url: str, timeout: float) -> float:
-    """Wait until the bot's outbox has nothing pending (its /healthz says so); returns the seconds waited."""
+    """Wait until the bot has processed every stored delivery and its outbox has nothing pending (its
+    /healthz says so); returns the seconds waited."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         with urllib.request.urlopen(f"{url}/healthz", timeout=10) as response:
-            if json.loads(response.read())["outbox"].get("pending", 0) == 0:
-                return round(time.monotonic() - started, 2)
+            health = json.loads(response.read())
+        if health["inbound"]["unprocessed"] == 0 and health["outbox"].get("pending", 0) == 0:
+            return round(time.monotonic() - started, 2)
         time.sleep(0.1)
-    raise TimeoutError(f"outbox still busy after {timeout}s")
+    raise TimeoutError(f"deliveries or outbox still busy after {timeout}s")
 
 
 def stored_deliveries(database_url: str) -> int:
