@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.deliveries import RawDelivery
+from bot.deliveries import RawDelivery, store_deliveries
 from bot.ingest import IngestWriter, NotStored
 from bot.models import InboundDelivery
+from tests.conftest import NOW
 from tests.processing import wait_for
 
 
@@ -126,3 +127,17 @@ def _store_or_error(writer: IngestWriter, raw: RawDelivery) -> str | bool:
         return writer.store(raw)
     except NotStored as exc:
         return str(exc)
+
+
+def test_a_batch_is_stored_exactly_as_the_orm_stores_a_row(engine: Engine) -> None:
+    """The batch INSERT bypasses the ORM: its values must read back, and compare in SQL, like the ORM's
+    (on SQLite an instant is text, so its format matters)."""
+    with engine.begin() as connection:
+        new = store_deliveries(connection, [delivery(1), RawDelivery("pagerduty", "EV2", None, "{}")], at=NOW)
+    assert new == {("pagerduty", "EV0001"), ("pagerduty", "EV2")}
+    with Session(engine) as session:
+        found = session.exec(select(InboundDelivery).where(InboundDelivery.received_at == NOW)).all()
+    assert {(row.delivery_id, row.event_type, row.received_at, row.attempts) for row in found} == {
+        ("EV0001", "incident.triggered", NOW, 0),
+        ("EV2", None, NOW, 0),
+    }
