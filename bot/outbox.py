@@ -30,7 +30,6 @@ Delivery guarantee (what the fault tests in tests/faults/ prove):
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -47,6 +46,7 @@ from bot.channels import ChannelDirectory, ChannelNotFound, is_channel_id, is_us
 from bot.clock import utcnow
 from bot.db import insert_ignoring_duplicates, read_scope, session_scope
 from bot.models import Attachment, OutboxMessage, OutboxStatus, SlackMessage
+from bot.workers import PollingWorker
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class _Retry(Exception):
         self.counts = counts
 
 
-class OutboxWorker:
+class OutboxWorker(PollingWorker):
     """Delivers due outbox rows. Several workers (threads or replicas) may run on one database: a row is
     claimed for a short lease by one of them before it is sent."""
 
@@ -226,42 +226,14 @@ class OutboxWorker:
         max_backoff: float = MAX_BACKOFF_SECONDS,
         claim_seconds: float = CLAIM_SECONDS,
     ) -> None:
+        self.worker_id = f"outbox-{uuid.uuid4().hex[:8]}"
+        super().__init__(name=self.worker_id, poll_interval=poll_interval)
         self._engine = engine
         self._max_backoff = max_backoff
         self._claim_seconds = claim_seconds
         self._on_channel = on_channel
         self._client = client
         self._channels = channels
-        self._poll_interval = poll_interval
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.worker_id = f"outbox-{uuid.uuid4().hex[:8]}"
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.worker_id, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def wake(self) -> None:
-        """Deliver now rather than at the next poll (called after a request enqueued something)."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                delivered = self.run_once()
-            except Exception:  # the worker must outlive a database hiccup; the row stays pending
-                log.exception("outbox pass failed")
-                delivered = 0
-            if not delivered:
-                self._wake.wait(self._poll_interval)
-                self._wake.clear()
 
     def run_once(self, now: datetime | None = None) -> int:
         """Claim and deliver the rows that are due; returns how many were attempted."""

@@ -19,7 +19,6 @@ deliveries after it nor the worker (no hot loop).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from bot.config import Settings
 from bot.db import read_scope, session_scope
 from bot.deliveries import claim_due_delivery, due_deliveries, record_failure
 from bot.pagerduty import SOURCE, Outcome, process_delivery
+from bot.workers import PollingWorker
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,10 @@ MAX_BACKOFF_SECONDS = 300.0
 # The share of the time processing may take while webhooks pour in: B3 (16 concurrent senders) stored
 # about 30% fewer deliveries per second with the processor running flat out beside the writer (the GIL,
 # and on SQLite the one writer lock).
-BUSY_SHARE = 0.1
+BUSY_SHARE = 0.03
 
 
-class DeliveryProcessor:
+class DeliveryProcessor(PollingWorker):
     """Processes due PagerDuty deliveries on a thread of its own; `run_once(now)` does one pass (tests)."""
 
     def __init__(
@@ -54,38 +54,12 @@ class DeliveryProcessor:
         poll_interval: float = 0.5,
         max_backoff: float = MAX_BACKOFF_SECONDS,
     ) -> None:
+        super().__init__(name="delivery-processor", poll_interval=poll_interval)
         self._engine = engine
         self._settings = settings
         self._on_processed = on_processed
         self._yield_to = yield_to
-        self._poll_interval = poll_interval
         self._max_backoff = max_backoff
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="delivery-processor", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def wake(self) -> None:
-        """Process now rather than at the next poll (called after a group commit stored something)."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                self.run_once()
-            except Exception:  # the worker must outlive a database hiccup; the rows stay unprocessed
-                log.exception("delivery processing pass failed")
-            self._wake.wait(self._poll_interval)
 
     def run_once(self, now: datetime | None = None) -> int:
         """Process every delivery that is due; returns how many were attempted."""
