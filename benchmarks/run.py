@@ -234,7 +234,8 @@ class RssSampler:
 def database(kind: str, work: Path) -> Iterator[str]:
     """A fresh, empty database URL (the bot migrates it at start-up, which B6 counts)."""
     if kind == "sqlite":
-        yield f"sqlite:///{work / 'bench.db'}"
+        # A file per phase: B4 must not start on B3's database (a storm's deliveries still to process).
+        yield f"sqlite:///{work / f'bench-{uuid.uuid4().hex[:10]}.db'}"
         return
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
