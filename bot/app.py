@@ -67,7 +67,7 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     ingest = IngestWriter(engine=engine, on_stored=lambda: processor.wake())
     processor = DeliveryProcessor(
-        engine=engine, settings=settings, on_processed=outbox.wake, yield_to=ingest.busy
+        engine=engine, settings=settings, on_processed=outbox.wake, yield_to=ingest.wait_until_idle
     )
     return Runtime(
         settings=settings,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -29,8 +28,6 @@ log = logging.getLogger(__name__)
 STORE_TIMEOUT_SECONDS = 4.0
 # Bounds one transaction: with more pending, the rest go in the next batch.
 MAX_BATCH = 500
-# How long after a batch of several deliveries the writer still counts as busy (see `busy`).
-BUSY_SECONDS = 0.1
 
 
 class NotStored(RuntimeError):
@@ -49,7 +46,9 @@ class IngestWriter:
         self._ready = threading.Condition()
         self._running = False
         self._thread: threading.Thread | None = None
-        self._last_batch = (0, 0.0)  # (size, time.monotonic() of its commit)
+        # Set while nothing is pending or being committed (see `wait_until_idle`).
+        self._idle = threading.Event()
+        self._idle.set()
         # The writer thread's own connection, kept between batches (a pool checkout per batch showed in
         # the B3 profile); replaced after a failure.
         self._connection: Connection | None = None
@@ -75,14 +74,11 @@ class IngestWriter:
         with self._ready:
             return len(self._pending)
 
-    def busy(self) -> bool:
-        """Whether webhooks are pouring in: deliveries are waiting to be stored, or the last batch held
-        several and was committed moments ago. The delivery processor gives way then (bot/processor.py)."""
-        with self._ready:
-            if self._pending:
-                return True
-        size, committed = self._last_batch
-        return size > 1 and time.monotonic() - committed < BUSY_SECONDS
+    def wait_until_idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` until no delivery is pending or being committed; False when webhooks kept
+        pouring in all that time. The delivery processor gives way to the writer with it
+        (bot/processor.py)."""
+        return self._idle.wait(timeout)
 
     def store(self, delivery: RawDelivery, timeout: float = STORE_TIMEOUT_SECONDS) -> bool:
         """Store `delivery` durably; True when it is new, False when its (source, delivery_id) was stored
@@ -92,6 +88,7 @@ class IngestWriter:
             if not self._running:
                 raise NotStored("the ingest writer is not running")
             self._pending.append((delivery, stored))
+            self._idle.clear()
             self._ready.notify()
         try:
             return stored.result(timeout)
@@ -107,6 +104,9 @@ class IngestWriter:
                     break
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             self._commit(batch)
+            with self._ready:
+                if not self._pending:
+                    self._idle.set()
         if self._connection is not None:
             self._connection.close()
 
@@ -128,7 +128,6 @@ class IngestWriter:
             for _, stored in batch:
                 stored.set_exception(NotStored(f"{type(exc).__name__}: {exc}"))
             return
-        self._last_batch = (len(batch), time.monotonic())
         for delivery, stored in batch:
             stored.set_result(originals[delivery.key] is delivery and delivery.key in new)
         if new and self._on_stored is not None:

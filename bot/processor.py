@@ -6,10 +6,11 @@ that dies mid-way releases it with its transaction), applies it with `bot.pagerd
 marks it processed, and wakes the outbox. It is woken right after each group commit, and polls too, so
 rows stored by another replica, or left unprocessed by a crash, are processed (at start-up as well).
 
-Storing comes first: while webhooks pour in (`yield_to()` says so: the ingest writer is busy), the
-processor pauses after each delivery so that processing takes at most BUSY_SHARE of the time. It keeps
-going at that pace, so a long storm delays processing but never stops it; at a steady rate of deliveries
-(B4: 50/s) the writer is not busy and processing follows each delivery at once.
+Storing comes first: after each delivery the processor waits until the ingest writer has nothing pending
+or being committed (`yield_to`), for at most (1 / BUSY_SHARE - 1) times what the delivery took. At a
+steady rate (B4: 50/s) the writer is idle nearly all the time and processing follows each delivery at
+once; in a storm (B3: 16 senders back to back) it never is, so processing takes at most BUSY_SHARE of the
+time: slowed, never stopped.
 
 A delivery whose processing raises is rolled back to its savepoint, keeps its row with the error, and
 is tried again after a back-off (2, 4, 8 ... s, at most `max_backoff`), so it blocks neither the
@@ -50,7 +51,7 @@ class DeliveryProcessor(PollingWorker):
         engine: Engine,
         settings: Settings,
         on_processed: Callable[[], None] | None = None,
-        yield_to: Callable[[], bool] | None = None,
+        yield_to: Callable[[float], object] | None = None,
         poll_interval: float = 0.5,
         max_backoff: float = MAX_BACKOFF_SECONDS,
     ) -> None:
@@ -69,8 +70,8 @@ class DeliveryProcessor(PollingWorker):
             if self.process_next(now or utcnow()) is None:
                 break
             attempted += 1
-            if self._yield_to is not None and self._yield_to():
-                self._stop.wait((time.monotonic() - started) * (1 / BUSY_SHARE - 1))
+            if self._yield_to is not None:
+                self._yield_to((time.monotonic() - started) * (1 / BUSY_SHARE - 1))
         return attempted
 
     def _anything_due(self, now: datetime) -> bool:

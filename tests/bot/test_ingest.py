@@ -141,3 +141,19 @@ def test_a_batch_is_stored_exactly_as_the_orm_stores_a_row(engine: Engine) -> No
         ("EV0001", "incident.triggered", NOW, 0),
         ("EV2", None, NOW, 0),
     }
+
+
+def test_the_writer_says_when_it_is_idle(engine: Engine) -> None:
+    writer = CountingWriter(engine).start()
+    try:
+        assert writer.wait_until_idle(0)
+        writer.gate.clear()
+        sender = threading.Thread(target=writer.store, args=(delivery(1),))
+        sender.start()
+        wait_for(lambda: writer.batches == [1], message="the batch did not start")
+        assert not writer.wait_until_idle(0.05)  # committing
+        writer.gate.set()
+        assert writer.wait_until_idle(10)
+        sender.join(10)
+    finally:
+        writer.stop()
