@@ -156,12 +156,20 @@ def recheck_waiting_at(
     return at + min(longest, max(timedelta(seconds=1), age))
 
 
+# A delivery whose processing has raised this many times needs a person (/healthz says "degraded"); it is
+# still retried every few minutes, so a fix deployed later processes it without anyone replaying it.
+FAILING_AFTER_ATTEMPTS = 8
+
+
 def backlog(session: Session, *, source: str) -> dict[str, int]:
-    """Deliveries of `source` stored and not processed yet, and how many of those failed at least once
-    (/healthz reports both)."""
-    unprocessed, retrying = session.execute(
-        select(func.count(), func.count().filter(col(InboundDelivery.attempts) > 0)).where(
-            InboundDelivery.source == source, col(InboundDelivery.processed_at).is_(None)
-        )
+    """Deliveries of `source` stored and not processed yet, how many of those failed at least once, and
+    how many failed FAILING_AFTER_ATTEMPTS times or more (/healthz reports all three)."""
+    attempts = col(InboundDelivery.attempts)
+    unprocessed, retrying, failing = session.execute(
+        select(
+            func.count(),
+            func.count().filter(attempts > 0),
+            func.count().filter(attempts >= FAILING_AFTER_ATTEMPTS),
+        ).where(InboundDelivery.source == source, col(InboundDelivery.processed_at).is_(None))
     ).one()
-    return {"unprocessed": unprocessed, "retrying": retrying}
+    return {"unprocessed": unprocessed, "retrying": retrying, "failing": failing}

@@ -227,7 +227,7 @@ def health(runtime: Runtime) -> Route:
         with read_scope(runtime.engine) as session:
             counts = depth(session)
             inbound = backlog(session, source=PAGERDUTY)
-        status = "degraded" if counts["parked"] else "ok"
+        status = "degraded" if counts["parked"] or inbound["failing"] else "ok"
         return json_response(200, {"status": status, "outbox": counts, "inbound": inbound})
 
     return route

@@ -13,12 +13,15 @@ from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
 from bot import pagerduty
+from bot.app import build_runtime
 from bot.config import load_settings
 from bot.db import session_scope
-from bot.deliveries import archive_delivery
+from bot.deliveries import FAILING_AFTER_ATTEMPTS, archive_delivery
 from bot.models import InboundDelivery, Incident, TimelineEntry
 from bot.pagerduty import SOURCE, Outcome
 from bot.processor import DeliveryProcessor
+from bot.web import create_wsgi_app
+from tests.bot.test_outbox import call_wsgi
 from tests.conftest import NOW
 from tests.faults.ledger import pagerduty_body
 from tests.shared_fixtures import pagerduty_file
@@ -101,6 +104,29 @@ def test_the_back_off_stops_growing_at_its_longest(engine: Engine, monkeypatch: 
         assert worker.run_once(at) == 1
         at = rows(engine)["EVQPROC9triggered"].next_attempt_at
     assert at - NOW == timedelta(seconds=2 + 4 + 5 + 5)
+
+
+def test_a_delivery_that_keeps_failing_makes_healthz_degraded(
+    engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store(engine, pagerduty_body("QPROC8", 608, "triggered", minutes=0))
+
+    def broken(**_: object) -> Outcome:
+        raise RuntimeError("still broken")
+
+    monkeypatch.setattr("bot.pagerduty.apply_event", broken)
+    worker = processor(engine, max_backoff=1)
+    runtime = build_runtime(load_settings(database_url=database_url, slack_bot_token="xoxb-test"))
+    health = create_wsgi_app(runtime, None)
+    at = NOW
+    for attempt in range(1, FAILING_AFTER_ATTEMPTS + 1):
+        assert call_wsgi(health, "GET", "/healthz")[1].count('"status": "ok"') == 1, attempt
+        assert worker.run_once(at) == 1
+        at += timedelta(seconds=1)
+    status, body = call_wsgi(health, "GET", "/healthz")
+    runtime.engine.dispose()
+    assert status == 200 and '"status": "degraded"' in body
+    assert '"unprocessed": 1, "retrying": 1, "failing": 1' in body
 
 
 def test_a_note_before_its_incident_waits_and_is_looked_at_again_later(engine: Engine) -> None:
