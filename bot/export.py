@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -65,11 +66,19 @@ def document_filename(incident: Incident, tz: ZoneInfo) -> str:
     return f"{day}-{_ref(incident)}{'-' + slug if slug else ''}.md"
 
 
-def _files_of(out: Path, incident: Incident) -> list[Path]:
-    """The files exports wrote for this incident, under any title: the date and the reference right after
-    it identify the incident (a slug can contain "-inc-12-", but never right after the date)."""
-    pattern = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}-{re.escape(_ref(incident))}(-[a-z0-9-]*)?\.md")
-    return sorted(p for p in out.iterdir() if pattern.fullmatch(p.name))
+# `<date>-<ref>[-<slug>].md`: the reference right after the date identifies the incident (a slug can
+# contain "-inc-12-", but never right after the date).
+_DOCUMENT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}-(inc-\d+|d-\d+)(-[a-z0-9-]*)?\.md")
+
+
+def _documents_by_ref(out: Path) -> dict[str, list[Path]]:
+    """The documents earlier exports wrote in `out`, by incident reference (one directory listing)."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(out.iterdir()):
+        match = _DOCUMENT_NAME.fullmatch(path.name)
+        if match:
+            found.setdefault(match.group(1), []).append(path)
+    return found
 
 
 def _cell(text: str) -> str:
@@ -92,12 +101,13 @@ def export_postmortems(
     removed: list[Path] = []
     entries: list[ExportedPostmortem] = []
     withheld = 0
+    earlier = _documents_by_ref(out)
     for incident, postmortem in rows:
         exported = shown_publicly(incident, postmortem)
         withheld += not exported
         filename = document_filename(incident, tz)
         # Earlier names of a renamed incident go; so does everything of one no longer shared publicly.
-        for stale in _files_of(out, incident):
+        for stale in earlier.get(_ref(incident), []):
             if stale.name != filename or not exported:
                 stale.unlink()
                 removed.append(stale)
@@ -172,7 +182,7 @@ def git_toplevel(out: Path) -> Path:
 
 
 def commit_on_branch(
-    *, out: Path, files: list[Path], now: datetime, tz: ZoneInfo, removed: list[Path] = ()
+    *, out: Path, files: list[Path], now: datetime, tz: ZoneInfo, removed: Sequence[Path] = ()
 ) -> tuple[str, str] | None:
     """Create `postmortems/<date>` (`-2`, `-3`... when taken) from the current HEAD, switch to it and commit
     only `files` and the removal of `removed` (nothing else the person has staged). Returns (commit id,
