@@ -19,7 +19,7 @@ from typing import Any
 
 from waitress.server import create_server
 
-from bot.stack import PAGERDUTY_SECRET, SIGNING_SECRET
+from bot.devtools.stack import PAGERDUTY_SECRET, SIGNING_SECRET
 
 
 def bare_bolt() -> Callable[..., Iterable[bytes]]:

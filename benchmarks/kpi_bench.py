@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Engine, insert
 from sqlmodel import Session
 
-from bot.db import make_engine, upgrade
-from bot.kpis import compute_kpis
-from bot.models import Incident
+from bot.core.db import make_engine, upgrade
+from bot.core.models import Incident
+from bot.loop.kpis import compute_kpis
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 SERVICES = [f"service-{n:02d}" for n in range(20)]
@@ -118,14 +118,14 @@ def time_kpis(engine: Engine, repeats: int = 3) -> tuple[float, int]:
 
 
 def digest_available() -> bool:
-    return importlib.util.find_spec("bot.digest") is not None
+    return importlib.util.find_spec("bot.loop.digest") is not None
 
 
 def time_digest(engine: Engine, repeats: int = 3) -> float:
     """The weekly digest for the last week of the synthetic year: its message and its chart."""
-    from bot.charts import render_chart
-    from bot.config import load_settings
-    from bot.digest import digest_message
+    from bot.core.config import load_settings
+    from bot.loop.charts import render_chart
+    from bot.loop.digest import digest_message
 
     settings = load_settings()
     week_end = START + timedelta(days=364)

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.loadgen import summarize_ms
-from bot.sandbox.signing import signed_headers
-from bot.stack import BOT_TOKEN, PAGERDUTY_SECRET, SIGNING_SECRET
+from bot.devtools.sandbox.signing import signed_headers
+from bot.devtools.stack import BOT_TOKEN, PAGERDUTY_SECRET, SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -240,7 +240,7 @@ def database(kind: str, work: Path) -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from bot.db import normalize_url
+    from bot.core.db import normalize_url
 
     server = normalize_url(os.environ["TEST_POSTGRES_URL"])
     name = f"pmb_bench_{uuid.uuid4().hex[:10]}"
@@ -537,8 +537,8 @@ def outbox_drained(url: str, timeout: float) -> float:
 def stored_deliveries(database_url: str) -> int:
     from sqlmodel import Session, func, select
 
-    from bot.db import make_engine
-    from bot.models import InboundDelivery
+    from bot.core.db import make_engine
+    from bot.core.models import InboundDelivery
 
     engine = make_engine(database_url)
     try:
@@ -726,7 +726,7 @@ def kpi_phase(profile: Profile, work: Path, db_kind: str) -> list[Figure]:
                 )
             )
     if "digest_seconds" not in last:
-        figures.append(Figure("B5", "  digest", None, "", db_kind, target="pending: no bot/digest.py here"))
+        figures.append(Figure("B5", "  digest", None, "", db_kind, target="pending: no digest here"))
     return figures
 
 

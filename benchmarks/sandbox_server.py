@@ -22,8 +22,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bot.sandbox import DEMO_HUMANS, SlackSandbox
-from bot.stack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
+from bot.devtools.sandbox import DEMO_HUMANS, SlackSandbox
+from bot.devtools.stack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
 
 
 def _calls(sandbox: SlackSandbox, method: str) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.core.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -17,14 +17,14 @@ T = TypeVar("T")
 
 
 def _serve(_args: argparse.Namespace) -> int:
-    from bot.server import BotServer
+    from bot.runtime.server import BotServer
 
     BotServer(load_settings()).run()
     return 0
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from bot.db import upgrade
+    from bot.core.db import upgrade
 
     settings = load_settings()
     upgrade(settings.database_url, args.revision)
@@ -33,7 +33,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.devtools.demo import run_demo
 
     return run_demo(once=args.once, port=args.port)
 
@@ -51,7 +51,7 @@ def _local_day(text: str, tz):  # type: ignore[no-untyped-def]
 
 def _with_session(settings: Settings, work: Callable[[Session], T]) -> T:
     """Run `work` in one unit of work on the configured database, then let the engine go."""
-    from bot.db import make_engine, session_scope
+    from bot.core.db import make_engine, session_scope
 
     engine = make_engine(settings.database_url)
     try:
@@ -64,7 +64,7 @@ def _with_session(settings: Settings, work: Callable[[Session], T]) -> T:
 def _kpis(args: argparse.Namespace) -> int:
     import json
 
-    from bot.kpis import compute_kpis, kpi_table
+    from bot.loop.kpis import compute_kpis, kpi_table
 
     settings = load_settings()
     since, until = _local_day(args.since, settings.tz), _local_day(args.until, settings.tz)
@@ -92,8 +92,8 @@ def _kpis(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bot.clock import utcnow
-    from bot.export import ExportError, commit_on_branch, export_postmortems, git_toplevel
+    from bot.core.clock import utcnow
+    from bot.loop.export import ExportError, commit_on_branch, export_postmortems, git_toplevel
 
     settings = load_settings()
     out, now = Path(args.out), utcnow()

@@ -5,7 +5,7 @@ A handler parses, calls a service, and answers; business rules live in `bot/`.
 
 from slack_bolt import App
 
-from handlers import actions, commands, errors, home, messages, views
+from handlers import actions, commands, error_handler, home, messages, views
 
 
 def register(app: App) -> None:
@@ -14,4 +14,4 @@ def register(app: App) -> None:
     actions.register(app)
     messages.register(app)
     home.register(app)
-    errors.register(app)
+    error_handler.register(app)

@@ -4,36 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot import blocks
-from bot.app import Runtime, runtime_of
-from bot.clock import utcnow
-from bot.db import read_scope
-from bot.home import home_content
+from bot.core.clock import utcnow
+from bot.flows import lookups
+from bot.flows.context import Runtime
 
 
-def publish_home(*, runtime: Runtime, client: WebClient, user_id: str) -> None:
-    """Build `user_id`'s home view from the database now and publish it (views.publish)."""
-    settings = runtime.settings
-    with read_scope(runtime.engine) as session:
-        content = home_content(
-            session=session,
-            user_id=user_id,
-            now=utcnow(),
-            tz=settings.tz,
-            response_target_minutes=settings.response_target_minutes,
-        )
-    view = blocks.app_home(content, tz=settings.tz, target_minutes=settings.response_target_minutes)
-    client.views_publish(user_id=user_id, view=view)
-
-
-def handle_app_home_opened(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+def handle_app_home_opened(event: dict[str, Any], client: WebClient, runtime: Runtime) -> None:
     # The same event fires for the Messages tab; only the Home tab has a view to publish.
     if event.get("tab") != "home":
         return
-    publish_home(runtime=runtime_of(context), client=client, user_id=event["user"])
+    client.views_publish(user_id=event["user"], view=lookups.home_view(runtime, event["user"], utcnow()))
 
 
 def register(app: App) -> None:

@@ -17,8 +17,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
-from bot import models  # noqa: F401  (registers the tables)
-from bot.db import make_engine, normalize_url, upgrade
+from bot.core import models  # noqa: F401  (registers the tables)
+from bot.core.db import make_engine, normalize_url, upgrade
 
 POSTGRES_ENV = "TEST_POSTGRES_URL"
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
@@ -63,7 +63,7 @@ def _truncate_postgres(url: str) -> None:
 def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
     """A migrated, empty database: a SQLite file, or the session's PostgreSQL database truncated."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'bot.db'}"
+        url = f"sqlite:///{tmp_path / 'bot.core.db'}"
         upgrade(url)
         return url
     url = request.getfixturevalue("postgres_url")

@@ -6,8 +6,7 @@ from datetime import date, datetime, timedelta
 
 from sqlmodel import Session
 
-from bot.incidents import refresh_durations
-from bot.models import (
+from bot.core.models import (
     ActionItem,
     ActionItemStatus,
     Incident,
@@ -15,6 +14,7 @@ from bot.models import (
     Postmortem,
     PostmortemStatus,
 )
+from bot.domain.incidents import refresh_durations
 
 
 def add_incident(

@@ -1,5 +1,6 @@
 """Waiting for the delivery processor: a webhook is answered once its delivery is stored, and processed
-after (bot/processor.py), so a test that checks what a delivery changed waits for its processing first."""
+after (bot/runtime/processor.py), so a test that checks what a delivery changed waits for its processing
+first."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections.abc import Callable, Iterable
 
 from sqlmodel import Session, col, select
 
-from bot.db import make_engine
-from bot.models import InboundDelivery
-from bot.pagerduty import SOURCE
+from bot.core.db import make_engine
+from bot.core.models import InboundDelivery
+from bot.domain.pagerduty import SOURCE
 
 
 def wait_until_processed(

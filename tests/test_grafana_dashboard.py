@@ -13,8 +13,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session
 
-from bot.db import make_engine, upgrade
-from bot.metrics import metrics_registry
+from bot.core.db import make_engine, upgrade
+from bot.loop.metrics import metrics_registry
 from tests.factories import add_action_item, add_incident
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana-dashboard.json"
@@ -24,7 +24,7 @@ AT = datetime(2026, 11, 20, 9, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[frozenset]]:
     """Sample names the endpoint exports (with their label sets) on a small data set."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('metrics') / 'bot.db'}"
+    url = f"sqlite:///{tmp_path_factory.mktemp('metrics') / 'bot.core.db'}"
     upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bot import blocks
+from bot.slack import blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT.parent / "shared" / "schemas" / "slack-manifest.schema.1.0.0.json"

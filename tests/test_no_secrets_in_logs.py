@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import play_script
-from bot.redaction import REDACTED, install_redaction, redact
-from bot.stack import APP_TOKEN, BOT_TOKEN, PAGERDUTY_SECRET, SIGNING_SECRET, LocalStack
+from bot.devtools.demo import play_script
+from bot.devtools.stack import APP_TOKEN, BOT_TOKEN, PAGERDUTY_SECRET, SIGNING_SECRET, LocalStack
+from bot.runtime.redaction import REDACTED, install_redaction, redact
 
 SECRETS = (BOT_TOKEN, SIGNING_SECRET, APP_TOKEN, PAGERDUTY_SECRET, "second-pagerduty-secret")
 

@@ -1,12 +1,10 @@
-"""The authorization rule and the member cache (bot/access.py), without Slack."""
+"""The authorization rule and the member cache (bot/domain/access.py), without Slack."""
 
 from __future__ import annotations
 
 import threading
 
-import pytest
-
-from bot.access import NotAllowed, ParticipantCache, may_edit, require_editor
+from bot.domain.access import NotAllowed, ParticipantCache, may_edit, refusal
 
 
 def test_participants_and_admins_may_edit_others_may_not() -> None:
@@ -46,15 +44,21 @@ def test_a_refusal_is_always_checked_against_a_fresh_list() -> None:
     load = Loader({"U0BOB"})
     cache.members("C1", load)
     load.members = {"U0BOB", "U0NEW"}  # joined a second ago; the cache does not know yet
-    require_editor(user_id="U0NEW", channel_id="C1", admins=(), cache=cache, load=load, what="edit")
+    assert "U0NEW" in cache.members_seen_by("C1", "U0NEW", load)
     assert load.calls == 2
-    require_editor(user_id="U0BOB", channel_id="C1", admins=(), cache=cache, load=load, what="edit")
+    assert "U0BOB" in cache.members_seen_by("C1", "U0BOB", load)
     assert load.calls == 2  # a yes from the cache
-    with pytest.raises(NotAllowed, match=r"Only people in <#C1>"):
-        require_editor(user_id="U0EVE", channel_id="C1", admins=(), cache=cache, load=load, what="edit")
-    require_editor(user_id="U0ADMIN", channel_id=None, admins=["U0ADMIN"], cache=cache, load=load, what="x")
-    with pytest.raises(NotAllowed):
-        require_editor(user_id="U0BOB", channel_id=None, admins=(), cache=cache, load=load, what="edit")
+    assert not may_edit(user_id="U0EVE", participants=cache.members_seen_by("C1", "U0EVE", load), admins=())
+    assert load.calls == 3
+
+
+def test_an_action_items_owner_may_close_it_without_being_a_participant() -> None:
+    assert may_edit(user_id="U0ALICE", participants=(), admins=(), owner_id="U0ALICE")
+    assert not may_edit(user_id="U0EVE", participants=(), admins=(), owner_id="U0ALICE")
+    message = str(refusal(channel_id="C1", what="edit"))
+    assert message.startswith(":no_entry: Only people in <#C1>") and isinstance(
+        refusal(channel_id=None, what="x"), NotAllowed
+    )
 
 
 def test_the_cache_is_safe_across_threads() -> None:

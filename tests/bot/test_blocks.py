@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from bot import blocks
-from bot.postmortems import ActionItemInput, PostmortemDraft
-from bot.rendering import escape_mrkdwn
-from bot.sandbox.blocks import validate_message_blocks, validate_view
+from bot.core.rendering import escape_mrkdwn
+from bot.devtools.sandbox.block_checks import validate_message_blocks, validate_view
+from bot.domain.postmortems import ActionItemInput, PostmortemDraft
+from bot.slack import blocks, messages, modal_view
 from tests.golden import assert_golden
 
 DRAFT = PostmortemDraft(
@@ -25,8 +25,8 @@ DRAFT = PostmortemDraft(
 
 
 def modal(draft: PostmortemDraft = DRAFT, **extra: object) -> dict:
-    content = blocks.ModalContent(incident_id=7, incident_title="Checkout is down", draft=draft, **extra)
-    return blocks.postmortem_modal(content)
+    content = modal_view.ModalContent(incident_id=7, incident_title="Checkout is down", draft=draft, **extra)
+    return modal_view.postmortem_modal(content)
 
 
 def state_of(view: dict) -> dict:
@@ -58,7 +58,7 @@ def test_modal_matches_golden_and_slacks_limits() -> None:
 
 
 def test_modal_reads_back_what_it_shows() -> None:
-    read = blocks.read_modal(state_of(modal()))
+    read = modal_view.read_modal(state_of(modal()))
     assert read.action_items[0] == DRAFT.action_items[0]
     assert read.action_items[1] == ActionItemInput()  # the spare empty row
     read.action_items = read.filled_action_items()
@@ -69,9 +69,9 @@ def test_private_incident_offers_public_sharing_unchecked_by_default() -> None:
     view = modal(channel_is_private=True)
     share = next(b for b in view["blocks"] if b.get("block_id") == blocks.Block.SHARE_PUBLICLY)
     assert "initial_options" not in share["element"]
-    assert blocks.read_modal(state_of(view)).share_publicly is False
+    assert modal_view.read_modal(state_of(view)).share_publicly is False
     checked = modal(PostmortemDraft(share_publicly=True), channel_is_private=True)
-    assert blocks.read_modal(state_of(checked)).share_publicly is True
+    assert modal_view.read_modal(state_of(checked)).share_publicly is True
 
 
 def test_many_action_items_stay_under_the_modal_block_limit() -> None:
@@ -90,7 +90,7 @@ def test_many_action_items_stay_under_the_modal_block_limit() -> None:
 
 
 def test_errors_map_to_block_ids() -> None:
-    mapped = blocks.modal_errors(
+    mapped = modal_view.modal_errors(
         {"root_cause": "needed", "action_items.2.owner": "owner", "action_items.0.due": "d"}
     )
     assert mapped == {"root_cause": "needed", "action_owner_2": "owner", "action_due_0": "d"}
@@ -101,7 +101,7 @@ def test_errors_map_to_block_ids() -> None:
 
 
 def summary(body: str = "*Summary*\nok", items: int = 1) -> tuple[str, list[dict]]:
-    return blocks.summary_message(
+    return messages.summary_message(
         title="Checkout is down",
         incident_ref="#42",
         body=body,
@@ -134,7 +134,7 @@ def test_summary_with_long_body_and_sixty_items_stays_within_limits() -> None:
 
 
 def test_summary_with_timeline_and_mark_done_buttons_matches_golden() -> None:
-    text, message = blocks.summary_message(
+    text, message = messages.summary_message(
         title="Checkout is down",
         incident_ref="#37",
         body="*Summary*\nok",
@@ -160,7 +160,7 @@ def test_summary_with_timeline_and_mark_done_buttons_matches_golden() -> None:
 
 
 def test_resolve_prompt_carries_the_incident_id_on_its_button() -> None:
-    text, message = blocks.resolve_prompt(incident_id=42, incident_ref="#37", minutes=1)
+    text, message = messages.resolve_prompt(incident_id=42, incident_ref="#37", minutes=1)
     assert validate_message_blocks(message) == []
     assert "resolved after 1 minute." in text
     [button] = message[1]["elements"]
@@ -170,7 +170,7 @@ def test_resolve_prompt_carries_the_incident_id_on_its_button() -> None:
 def test_rows_carry_their_item_ids_and_items_beyond_the_last_row_are_kept() -> None:
     saved = [ActionItemInput(f"item {i}", "U0BOB", item_id=100 + i) for i in range(25)]
     view = modal(PostmortemDraft(action_items=saved, hidden_item_ids=(7,)))
-    read = blocks.read_modal(state_of(view))
+    read = modal_view.read_modal(state_of(view))
     assert [item.item_id for item in read.action_items] == [
         100 + i for i in range(blocks.MAX_ACTION_ITEM_ROWS)
     ]
@@ -178,4 +178,4 @@ def test_rows_carry_their_item_ids_and_items_beyond_the_last_row_are_kept() -> N
     # A modal opened before rows carried ids reads as new rows, never as someone else's item.
     legacy = state_of(modal(PostmortemDraft(action_items=saved[:2])))
     legacy["private_metadata"] = json.dumps({"incident_id": 1, "rows": 2})
-    assert [item.item_id for item in blocks.read_modal(legacy).action_items] == [None, None]
+    assert [item.item_id for item in modal_view.read_modal(legacy).action_items] == [None, None]

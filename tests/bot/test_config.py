@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.core.config import ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # typ
 def test_defaults() -> None:
     settings = load_settings()
     assert settings.port == 3000
-    assert settings.database_url == "sqlite:///postmortem-bot.db"
+    assert settings.database_url == "sqlite:///postmortem-bot.core.db"
     assert settings.postmortems_channel == "postmortems"
     assert settings.wins_channel == "wins"
     assert settings.incident_channel_prefix == "inc-"

@@ -1,4 +1,4 @@
-"""SQLite's writer queue (bot.db): one transaction at a time per process, never left locked."""
+"""SQLite's writer queue (bot.core.db): one transaction at a time per process, never left locked."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from bot.db import AHEAD_OF_QUEUE, ReadOnlySessionError, make_engine, read_scope, session_scope
-from bot.incidents import IncidentError, declare_incident
-from bot.models import Incident
+from bot.core.db import AHEAD_OF_QUEUE, ReadOnlySessionError, make_engine, read_scope, session_scope
+from bot.core.models import Incident
+from bot.domain.incidents import IncidentError, declare_incident
 from tests.conftest import NOW
 
 
 @pytest.fixture
 def sqlite_engine(tmp_path):  # type: ignore[no-untyped-def]
-    engine = make_engine(f"sqlite:///{tmp_path / 'bot.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'bot.core.db'}")
     with session_scope(engine) as session:
         session.execute(text("CREATE TABLE probe (name TEXT NOT NULL)"))
     yield engine
@@ -131,8 +131,8 @@ def test_a_writer_is_not_held_up_by_an_open_reader(sqlite_engine) -> None:  # ty
 
 def test_read_scope_refuses_to_flush_changes(engine) -> None:  # type: ignore[no-untyped-def]
     """On both databases: a lookup session cannot write an ORM change by accident."""
-    from bot.clock import utcnow
-    from bot.models import Incident
+    from bot.core.clock import utcnow
+    from bot.core.models import Incident
 
     with pytest.raises(ReadOnlySessionError), read_scope(engine) as session:
         now = utcnow()

@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot.charts import chart_series, render_chart
-from bot.config import load_settings
-from bot.digest import send_digest
-from bot.models import Attachment, OutboxMessage
-from bot.sandbox.blocks import validate_message_blocks
+from bot.core.config import load_settings
+from bot.core.models import Attachment, OutboxMessage
+from bot.devtools.sandbox.block_checks import validate_message_blocks
+from bot.loop.charts import chart_series, render_chart
+from bot.loop.digest import send_digest
 from tests.factories import add_action_item, add_incident
 from tests.golden import assert_golden
 

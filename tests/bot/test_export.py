@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.cli import main
-from bot.db import make_engine, upgrade
-from bot.export import document_filename, export_postmortems
-from bot.models import Incident
-from bot.postmortems import render_document
+from bot.core.db import make_engine, upgrade
+from bot.core.models import Incident
+from bot.domain.document import render_document
+from bot.loop.export import document_filename, export_postmortems
 from tests.factories import add_action_item, add_incident, postmortem_of
 from tests.golden import assert_golden
 
@@ -96,7 +96,7 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def sqlite_with_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    url = f"sqlite:///{tmp_path / 'bot.core.db'}"
     upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from bot import blocks
-from bot.home import home_content, postmortems_owed_by
-from bot.models import Incident
+from bot.core.models import Incident
+from bot.loop.home_content import home_content, postmortems_owed_by
+from bot.slack import blocks, home_view
 from tests.factories import add_action_item, add_incident
 from tests.golden import assert_golden
 
@@ -62,7 +62,7 @@ def test_home_view_matches_golden_and_fits_slack(session: Session) -> None:
     content = home_content(session=session, user_id=ALICE, now=NOW, tz=BERLIN, response_target_minutes=15)
     assert [item.text for item in content.action_items] == ["Alert on pool saturation", "Write the runbook"]
     assert dict(content.kpis)["Incidents"] == "5"
-    view = blocks.app_home(content, tz=BERLIN, target_minutes=15)
+    view = home_view.app_home(content, tz=BERLIN, target_minutes=15)
     ids = {item.id for item in content.action_items}
     buttons = [
         b["accessory"]
@@ -81,6 +81,6 @@ def test_long_lists_are_cut_to_slacks_100_blocks(session: Session) -> None:
         add_incident(session, at=NOW - timedelta(hours=5), resolve=60, responder=ALICE, response=10)
     session.commit()
     content = home_content(session=session, user_id=ALICE, now=NOW, tz=BERLIN, response_target_minutes=15)
-    view = blocks.app_home(content, tz=BERLIN, target_minutes=15)
+    view = home_view.app_home(content, tz=BERLIN, target_minutes=15)
     assert len(view["blocks"]) <= blocks.MAX_MODAL_BLOCKS
     assert "…and 80 more" in str(view) and "…and 100 more." in str(view)

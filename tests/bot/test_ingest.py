@@ -1,6 +1,6 @@
-"""The group-commit writer (bot/ingest.py) on SQLite and PostgreSQL: deliveries that arrive together are
-committed together, each stored once, and a copy is answered as a duplicate only once the original is
-durable."""
+"""The group-commit writer (bot/runtime/ingest.py) on SQLite and PostgreSQL: deliveries that arrive
+together are committed together, each stored once, and a copy is answered as a duplicate only once the
+original is durable."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.deliveries import RawDelivery, store_deliveries
-from bot.ingest import IngestWriter, NotStored
-from bot.models import InboundDelivery
+from bot.core.models import InboundDelivery
+from bot.domain.deliveries import RawDelivery, store_deliveries
+from bot.runtime.ingest import IngestWriter, NotStored
 from tests.conftest import NOW
 from tests.processing import wait_for
 
@@ -104,7 +104,7 @@ def test_a_failed_commit_answers_not_stored_to_every_delivery_of_the_batch(
     def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("bot.ingest.store_deliveries", broken)
+    monkeypatch.setattr("bot.runtime.ingest.store_deliveries", broken)
     writer = IngestWriter(engine=engine).start()
     try:
         with ThreadPoolExecutor(4) as pool:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session
 
-from bot.kpis import compute_kpis, median
+from bot.loop.kpis import compute_kpis, median
 from tests.factories import add_action_item, add_incident
 
 SINCE = datetime(2026, 11, 16, tzinfo=UTC)
@@ -122,7 +122,7 @@ def test_median(values: list[int], expected: float | None) -> None:
 
 def test_cli_prints_the_kpis_as_json(database_url: str, engine, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from bot.cli import main
-    from bot.db import session_scope
+    from bot.core.db import session_scope
 
     with session_scope(engine) as session:
         fixed_data_set(session)

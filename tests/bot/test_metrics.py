@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.metrics import BUCKETS, metrics_registry
-from bot.models import OutboxMessage, OutboxStatus
-from bot.outbox import enqueue
+from bot.core.models import OutboxMessage, OutboxStatus
+from bot.loop.metrics import BUCKETS, metrics_registry
+from bot.slack.outbox import enqueue
 from tests.factories import add_action_item, add_incident
 
 AT = datetime(2026, 11, 20, 9, tzinfo=UTC)

@@ -1,5 +1,5 @@
-"""Migrations, on SQLite and PostgreSQL: from an empty database to exactly what bot/models.py declares, and
-each revision applied over the previous schema with data in it (and back down and up again).
+"""Migrations, on SQLite and PostgreSQL: from an empty database to exactly what bot/core/models.py
+declares, and each revision applied over the previous schema with data in it (and back down and up again).
 
 Generic over the chain: every revision after the first one that creates tables is checked the same way,
 so a new migration is covered as soon as it is added."""
@@ -19,8 +19,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, inspect
 from sqlmodel import SQLModel
 
-from bot import models  # noqa: F401  (registers the tables)
-from bot.db import alembic_config, make_engine, upgrade
+from bot.core import models  # noqa: F401  (registers the tables)
+from bot.core.db import alembic_config, make_engine, upgrade
 from tests.conftest import fresh_postgres_database
 
 SAMPLE_INSTANT = datetime(2026, 11, 23, 14, 0)

@@ -15,15 +15,15 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.app import build_runtime
-from bot.channels import ChannelDirectory
-from bot.clock import utcnow
-from bot.config import load_settings
-from bot.db import session_scope
-from bot.models import OutboxMessage, OutboxStatus, SlackMessage
-from bot.outbox import MAX_ATTEMPTS, OUTBOX_EVENT_TYPE, OutboxWorker, enqueue
-from bot.sandbox import SlackSandbox
-from bot.web import create_wsgi_app
+from bot.core.clock import utcnow
+from bot.core.config import load_settings
+from bot.core.db import session_scope
+from bot.core.models import OutboxMessage, OutboxStatus, SlackMessage
+from bot.devtools.sandbox import SlackSandbox
+from bot.runtime.outbox_worker import MAX_ATTEMPTS, OUTBOX_EVENT_TYPE, OutboxWorker
+from bot.runtime.server import build_process, create_wsgi_app
+from bot.slack.channels import ChannelDirectory
+from bot.slack.outbox import enqueue
 
 BOT_TOKEN = "xoxb-sandbox"
 
@@ -142,7 +142,7 @@ def test_a_claim_abandoned_by_a_dead_worker_is_checked_before_resending(
 def test_an_upload_whose_answer_was_lost_is_not_uploaded_twice(
     engine: Engine, sandbox: SlackSandbox, channel: str
 ) -> None:
-    from bot.outbox import enqueue_upload
+    from bot.slack.outbox import enqueue_upload
 
     with session_scope(engine) as session:
         enqueue_upload(
@@ -179,7 +179,7 @@ def test_hopeless_rows_are_parked_logged_and_reported_by_healthz(
     owe(engine, "doomed", channel)
     sandbox.faults.fail_next("chat.postMessage", "server_error", count=MAX_ATTEMPTS)
     worker = make_worker(engine, sandbox)
-    with caplog.at_level(logging.INFO, logger="bot.outbox"):
+    with caplog.at_level(logging.INFO, logger="bot.slack.outbox"):
         for hour in range(MAX_ATTEMPTS):
             worker.run_once(now=later(60 * (hour + 1)))
     parked = row(engine, "doomed")
@@ -188,9 +188,9 @@ def test_hopeless_rows_are_parked_logged_and_reported_by_healthz(
     assert sandbox.messages(channel) == []
 
     settings = load_settings(database_url=database_url, slack_bot_token=BOT_TOKEN)
-    runtime = build_runtime(settings)
-    status, body = call_wsgi(create_wsgi_app(runtime, None), "GET", "/healthz")
-    runtime.engine.dispose()
+    process = build_process(settings)
+    status, body = call_wsgi(create_wsgi_app(process, None), "GET", "/healthz")
+    process.runtime.engine.dispose()
     assert status == 200 and '"status": "degraded"' in body and '"parked": 1' in body
 
 

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
-from bot.config import load_settings
-from bot.db import session_scope
-from bot.deliveries import archive_delivery
-from bot.incidents import incident_channel_name
-from bot.models import InboundDelivery, Incident, IncidentStatus, OutboxMessage, TimelineEntry
-from bot.pagerduty import (
+from bot.core.config import load_settings
+from bot.core.db import session_scope
+from bot.core.models import InboundDelivery, Incident, IncidentStatus, OutboxMessage, TimelineEntry
+from bot.domain.deliveries import archive_delivery
+from bot.domain.incidents import incident_channel_name
+from bot.domain.pagerduty import (
     SOURCE,
     MalformedDelivery,
     Outcome,
@@ -24,7 +24,7 @@ from bot.pagerduty import (
     sign,
     signature_matches,
 )
-from bot.processor import DeliveryProcessor
+from bot.runtime.processor import DeliveryProcessor
 from tests.conftest import NOW
 from tests.shared_fixtures import SignedDelivery, pagerduty_file, pagerduty_vectors
 
@@ -272,8 +272,8 @@ def test_the_archive_says_whether_a_delivery_is_new(session: Session) -> None:
 
 
 def test_service_channels_setting_maps_services_to_existing_channels(engine: Engine) -> None:
-    from bot.config import ConfigError
-    from bot.notices import incident_channel_target
+    from bot.core.config import ConfigError
+    from bot.slack.notices import incident_channel_target
 
     settings = load_settings(service_channels="PNE3JZM=#webhooks, PF9KMXH=C0123ABCD")
     assert settings.service_channels == {"PNE3JZM": "webhooks", "PF9KMXH": "C0123ABCD"}

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, select
 
-from bot.incidents import declare_incident, resolve_incident
-from bot.models import ActionItem, Incident, PostmortemRevision
-from bot.postmortems import (
+from bot.core.models import ActionItem, Incident, PostmortemRevision
+from bot.domain.document import render_document
+from bot.domain.incidents import declare_incident, resolve_incident
+from bot.domain.postmortems import (
     ActionItemInput,
     PostmortemDraft,
     PostmortemError,
@@ -110,7 +111,7 @@ def test_publish_records_instant_revision_and_document(session: Session) -> None
     assert incident.seconds_to_document == 5 * 60
     assert result.revision.number == 1 and result.revision.action == "publish"
     assert "root_cause" in result.revision.changed_fields
-    document = result.postmortem.document or ""
+    document = render_document(session=session, incident=incident, postmortem=result.postmortem, tz=UTC)
     assert "# Post-mortem: Checkout is down" in document
     assert "- [ ] Alert on pool saturation (owner: <@U0ALICE>, due 2026-12-01)" in document
     assert "| Resolution time | 20 min |" in document
@@ -216,7 +217,6 @@ def test_restore_brings_back_an_old_revision_as_a_new_one(session: Session) -> N
         number=1,
         author_id="U0BOB",
         at=NOW,
-        tz=UTC,
     )
     session.commit()
     assert revision.number == 3 and revision.action == "restore"
@@ -232,7 +232,6 @@ def test_restore_brings_back_an_old_revision_as_a_new_one(session: Session) -> N
             number=99,
             author_id="U0BOB",
             at=NOW,
-            tz=UTC,
         )
     assert len(session.exec(select(PostmortemRevision)).all()) == 3
 
@@ -403,7 +402,6 @@ def test_items_keep_their_identity_by_id_and_unshown_items_are_kept(session: Ses
         number=1,
         author_id="U0BOB",
         at=NOW,
-        tz=UTC,
     )
     session.commit()
     rows = action_items_of(session=session, postmortem=second.postmortem)

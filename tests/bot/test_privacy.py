@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from bot.config import load_settings
-from bot.digest import digest_message
-from bot.models import OutboxMessage
-from bot.reminders import retro_reminder_message
-from bot.wins import alert_thresholds
+from bot.core.config import load_settings
+from bot.core.models import OutboxMessage
+from bot.loop.digest import digest_message
+from bot.loop.reminders import retro_reminder_message
+from bot.loop.wins import alert_thresholds
 from tests.factories import add_action_item, add_incident, postmortem_of
 
 SETTINGS = load_settings(timezone="UTC", alert_mttr_minutes=20, alert_consecutive=3)

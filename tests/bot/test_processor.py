@@ -1,4 +1,4 @@
-"""The delivery processor (bot/processor.py) on SQLite and PostgreSQL: stored deliveries are processed
+"""The delivery processor (bot/runtime/processor.py) on SQLite and PostgreSQL: stored deliveries are processed
 oldest first, once, even by two processors at once; one whose processing raises keeps its row, waits its
 back-off and blocks nothing; a note that arrives before its incident waits for it."""
 
@@ -12,15 +12,14 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
-from bot import pagerduty
-from bot.app import build_runtime
-from bot.config import load_settings
-from bot.db import session_scope
-from bot.deliveries import FAILING_AFTER_ATTEMPTS, archive_delivery
-from bot.models import InboundDelivery, Incident, TimelineEntry
-from bot.pagerduty import SOURCE, Outcome
-from bot.processor import DeliveryProcessor
-from bot.web import create_wsgi_app
+from bot.core.config import load_settings
+from bot.core.db import session_scope
+from bot.core.models import InboundDelivery, Incident, TimelineEntry
+from bot.domain.deliveries import FAILING_AFTER_ATTEMPTS, archive_delivery
+from bot.domain.pagerduty import SOURCE, Outcome
+from bot.flows import incident_events
+from bot.runtime.processor import DeliveryProcessor
+from bot.runtime.server import build_process, create_wsgi_app
 from tests.bot.test_outbox import call_wsgi
 from tests.conftest import NOW
 from tests.faults.ledger import pagerduty_body
@@ -62,14 +61,14 @@ def test_a_failing_delivery_is_retried_with_back_off_and_blocks_nothing(
 ) -> None:
     broken, fine = (pagerduty_body(f"QPROC{n}", 600 + n, "triggered", minutes=0) for n in (1, 2))
     store(engine, broken, fine)
-    real = pagerduty.apply_event
+    real = incident_events.apply_event
 
     def apply_event(**kwargs):  # type: ignore[no-untyped-def]
         if kwargs["event"].id == "EVQPROC1triggered":
             raise RuntimeError("processing broke")
         return real(**kwargs)
 
-    monkeypatch.setattr("bot.pagerduty.apply_event", apply_event)
+    monkeypatch.setattr("bot.flows.incident_events.apply_event", apply_event)
     woken: list[bool] = []
     worker = processor(engine, on_processed=lambda: woken.append(True))
     assert worker.run_once(NOW) == 2  # the failure, then the delivery after it
@@ -97,7 +96,7 @@ def test_the_back_off_stops_growing_at_its_longest(engine: Engine, monkeypatch: 
     def broken(**_: object) -> Outcome:
         raise RuntimeError("still broken")
 
-    monkeypatch.setattr("bot.pagerduty.apply_event", broken)
+    monkeypatch.setattr("bot.flows.incident_events.apply_event", broken)
     worker = processor(engine, max_backoff=5)
     at = NOW
     for _ in range(4):
@@ -114,17 +113,17 @@ def test_a_delivery_that_keeps_failing_makes_healthz_degraded(
     def broken(**_: object) -> Outcome:
         raise RuntimeError("still broken")
 
-    monkeypatch.setattr("bot.pagerduty.apply_event", broken)
+    monkeypatch.setattr("bot.flows.incident_events.apply_event", broken)
     worker = processor(engine, max_backoff=1)
-    runtime = build_runtime(load_settings(database_url=database_url, slack_bot_token="xoxb-test"))
-    health = create_wsgi_app(runtime, None)
+    process = build_process(load_settings(database_url=database_url, slack_bot_token="xoxb-test"))
+    health = create_wsgi_app(process, None)
     at = NOW
     for attempt in range(1, FAILING_AFTER_ATTEMPTS + 1):
         assert call_wsgi(health, "GET", "/healthz")[1].count('"status": "ok"') == 1, attempt
         assert worker.run_once(at) == 1
         at += timedelta(seconds=1)
     status, body = call_wsgi(health, "GET", "/healthz")
-    runtime.engine.dispose()
+    process.runtime.engine.dispose()
     assert status == 200 and '"status": "degraded"' in body
     assert '"unprocessed": 1, "retrying": 1, "failing": 1' in body
 

@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot.config import Settings, load_settings
-from bot.models import ActionItem, OutboxMessage, Postmortem
-from bot.reminders import send_nudges, send_retro_reminder, snooze
-from bot.sandbox.blocks import validate_message_blocks
+from bot.core.config import Settings, load_settings
+from bot.core.models import ActionItem, OutboxMessage, Postmortem
+from bot.devtools.sandbox.block_checks import validate_message_blocks
+from bot.loop.reminders import send_nudges, send_retro_reminder, snooze
 from tests.factories import add_action_item, add_incident
 from tests.golden import assert_golden
 

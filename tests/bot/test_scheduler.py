@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.config import WeeklySchedule, load_settings
-from bot.db import make_engine
-from bot.models import JobRun, OutboxMessage
-from bot.scheduler import (
+from bot.core.config import WeeklySchedule, load_settings
+from bot.core.db import make_engine
+from bot.core.models import JobRun, OutboxMessage
+from bot.runtime.scheduler import (
     LEASE_SECONDS,
     Every,
     JobRunner,
@@ -100,7 +100,7 @@ def test_a_run_missed_while_down_runs_once_at_start_up(engine: Engine) -> None:
 
 
 def test_a_failed_run_leaves_no_record_and_can_run_again(engine: Engine) -> None:
-    from bot.scheduler import Job
+    from bot.runtime.scheduler import Job
 
     calls: list[datetime] = []
 

@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.app import create_app
-from bot.pagerduty import sign
-from bot.sandbox import slack_signature
-from bot.stack import PAGERDUTY_SECRET, SIGNING_SECRET, LocalStack
-from bot.web import MAX_BODY_BYTES, Router, create_wsgi_app
+from bot.devtools.sandbox import slack_signature
+from bot.devtools.stack import PAGERDUTY_SECRET, SIGNING_SECRET, LocalStack
+from bot.domain.pagerduty import sign
+from bot.runtime.server import create_app, create_wsgi_app
+from bot.runtime.web import MAX_BODY_BYTES, Router
 
 SLACK, PAGERDUTY = "/slack/events", "/webhooks/pagerduty"
 OLD_PAGERDUTY_SECRET = "rotated-out-but-still-configured"
@@ -427,8 +427,8 @@ def test_fuzzed_requests_in_process_never_5xx(
 ) -> None:
     if not database_url.startswith("sqlite"):
         pytest.skip("the in-process volume runs once, on SQLite; the HTTP run covers PostgreSQL")
-    runtime = fuzz_stack.server.runtime
-    router = create_wsgi_app(runtime, create_app(runtime))
+    process = fuzz_stack.server.process
+    router = create_wsgi_app(process, create_app(process.runtime))
     counts: Counter = Counter()
 
     @given(case=cases())
@@ -484,7 +484,7 @@ def test_an_oversized_body_gets_413_over_http(fuzz_stack: LocalStack) -> None:
     ],
 )
 def test_events_missing_what_slack_always_sends_get_400(event: dict) -> None:
-    from bot.web import slack_shape_problem
+    from bot.runtime.web import slack_shape_problem
 
     body = {"type": "event_callback", "event_id": "Ev1", "event": event}
     assert slack_shape_problem(body) is not None

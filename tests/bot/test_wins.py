@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot.config import load_settings
-from bot.models import Announcement, OutboxMessage
-from bot.sandbox.blocks import validate_message_blocks
-from bot.wins import announce
+from bot.core.config import load_settings
+from bot.core.models import Announcement, OutboxMessage
+from bot.devtools.sandbox.block_checks import validate_message_blocks
+from bot.loop.wins import announce
 from tests.factories import add_incident
 from tests.golden import assert_golden
 

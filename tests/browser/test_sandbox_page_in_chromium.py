@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.ui import SandboxPage, page_for_stack
-from bot.stack import LocalStack
+from bot.devtools.sandbox.ui import SandboxPage, page_for_stack
+from bot.devtools.stack import LocalStack
 
 pytestmark = pytest.mark.browser
 

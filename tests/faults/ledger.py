@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from bot.db import make_engine
-from bot.deliveries import backlog
-from bot.models import OutboxMessage, OutboxStatus
-from bot.outbox import OUTBOX_EVENT_TYPE, OutboxKind
-from bot.pagerduty import SOURCE, sign
-from bot.sandbox import SlackSandbox
+from bot.core.db import make_engine
+from bot.core.models import OutboxMessage, OutboxStatus
+from bot.devtools.sandbox import SlackSandbox
+from bot.domain.deliveries import backlog
+from bot.domain.pagerduty import SOURCE, sign
+from bot.runtime.outbox_worker import OUTBOX_EVENT_TYPE
+from bot.slack.outbox import OutboxKind
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 

@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlmodel import Session, col, func, select
 
-from bot.db import make_engine
-from bot.models import InboundDelivery, Incident
-from bot.sandbox import DEMO_HUMANS, SlackSandbox
-from bot.stack import BOT_TOKEN, PAGERDUTY_SECRET, SIGNING_SECRET
+from bot.core.db import make_engine
+from bot.core.models import InboundDelivery, Incident
+from bot.devtools.sandbox import DEMO_HUMANS, SlackSandbox
+from bot.devtools.stack import BOT_TOKEN, PAGERDUTY_SECRET, SIGNING_SECRET
 from tests.faults.ledger import Figures, count_messages, outbox_settled, pagerduty_body, post_pagerduty
 
 pytestmark = pytest.mark.faults
@@ -143,9 +143,9 @@ def test_sigkill_mid_load_loses_nothing_answered_and_posts_nothing_twice(
 
 @pytest.mark.postgres
 def test_two_replicas_on_postgresql_split_the_load_without_duplicates(postgres_url: str) -> None:
-    from bot.models import JobRun
-    from bot.server import BotServer
-    from bot.stack import LocalStack
+    from bot.core.models import JobRun
+    from bot.devtools.stack import LocalStack
+    from bot.runtime.server import BotServer
     from tests.conftest import _truncate_postgres
     from tests.scenarios.conftest import ALICE, BOB
 
@@ -210,7 +210,7 @@ def test_two_replicas_on_postgresql_split_the_load_without_duplicates(postgres_u
 
 
 def sandbox_now():  # type: ignore[no-untyped-def]
-    from bot.clock import utcnow
+    from bot.core.clock import utcnow
 
     return utcnow()
 
@@ -218,10 +218,10 @@ def sandbox_now():  # type: ignore[no-untyped-def]
 def test_sqlite_under_concurrent_writers_never_shows_database_is_locked(
     tmp_path, caplog: pytest.LogCaptureFixture
 ) -> None:  # type: ignore[no-untyped-def]
-    from bot.clock import utcnow
-    from bot.db import session_scope
-    from bot.incidents import declare_incident, record_first_response
-    from bot.stack import LocalStack
+    from bot.core.clock import utcnow
+    from bot.core.db import session_scope
+    from bot.devtools.stack import LocalStack
+    from bot.domain.incidents import declare_incident, record_first_response
     from tests.scenarios.conftest import ALICE, BOB
 
     figures, errors = Figures(), []

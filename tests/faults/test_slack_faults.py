@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, func, select
 
-from bot.blocks import Action, Block
-from bot.db import make_engine
-from bot.models import InboundDelivery, Incident, Postmortem
-from bot.sandbox import SlackSandbox
-from bot.stack import PAGERDUTY_SECRET, LocalStack
+from bot.core.db import make_engine
+from bot.core.models import InboundDelivery, Incident, Postmortem
+from bot.devtools.sandbox import SlackSandbox
+from bot.devtools.stack import PAGERDUTY_SECRET, LocalStack
+from bot.slack.blocks import Action, Block
 from tests.faults.ledger import Figures, count_messages, outbox_settled, pagerduty_body, post_pagerduty
 from tests.scenarios.conftest import ALICE, BOB, CAROL
 

@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox import ManualClock, SlackSandbox
+from bot.devtools.sandbox import ManualClock, SlackSandbox
 
 SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-sandbox"

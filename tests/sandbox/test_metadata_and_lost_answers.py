@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from slack_sdk import WebClient
 
-from bot.sandbox import SlackSandbox
+from bot.devtools.sandbox import SlackSandbox
 from tests.sandbox.conftest import BOT_TOKEN
 
 META = {"event_type": "postmortem_bot_outbox", "event_payload": {"key": "card:1:x"}}

@@ -9,7 +9,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.sandbox import SlackSandbox
+from bot.devtools.sandbox import SlackSandbox
 
 
 def test_files_upload_v2_end_to_end(sb: SlackSandbox, client: WebClient, channel: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox import SlackSandbox, slack_signature
+from bot.devtools.sandbox import SlackSandbox, slack_signature
 
 from .conftest import SECRET, FakeBot
 

@@ -13,7 +13,7 @@ from slack_sdk.socket_mode import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.sandbox import SlackSandbox
+from bot.devtools.sandbox import SlackSandbox
 
 from .conftest import FakeBot
 from .test_sandbox_views import postmortem_modal

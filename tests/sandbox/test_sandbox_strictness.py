@@ -8,7 +8,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.sandbox import SlackSandbox
+from bot.devtools.sandbox import SlackSandbox
 
 
 def section(text: str = "hi", kind: str = "mrkdwn") -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 
 from slack_sdk import WebClient
 
-from bot.sandbox import ManualClock, SlackSandbox
+from bot.devtools.sandbox import ManualClock, SlackSandbox
 
 
 def test_transcript_renders_blocks_threads_files_edits_and_reactions(

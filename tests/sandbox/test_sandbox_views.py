@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from bot.sandbox import ManualClock, SlackSandbox
+from bot.devtools.sandbox import ManualClock, SlackSandbox
 
 from .conftest import FakeBot, error_of
 

@@ -6,7 +6,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.sandbox import SlackSandbox
+from bot.devtools.sandbox import SlackSandbox
 
 from .conftest import error_of
 

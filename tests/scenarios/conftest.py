@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.sandbox import SlackSandbox
-from bot.stack import LocalStack
+from bot.devtools.sandbox import SlackSandbox
+from bot.devtools.stack import LocalStack
 
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 
@@ -27,7 +27,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations.info": {"channels:read", "groups:read"},
     "conversations.list": {"channels:read", "groups:read"},
     "conversations.members": {"channels:read", "groups:read"},
-    # im:history: the outbox reads a nudge's DM to find a post whose answer was lost (bot/outbox.py).
+    # im:history: the outbox reads a nudge's DM to find a post whose answer was lost (bot/slack/outbox.py).
     "conversations.history": {"channels:history", "groups:history", "im:history"},
     "conversations.open": {"im:write"},
     "conversations.replies": {"channels:history", "groups:history"},

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from bot.blocks import Action
-from bot.models import ActionItem
-from bot.stack import LocalStack
+from bot.core.models import ActionItem
+from bot.devtools.stack import LocalStack
+from bot.slack.blocks import Action
 from tests.scenarios.conftest import ALICE, BOB
 from tests.scenarios.test_incident_channels import FILLED, query, summaries, triggered_channel
 from tests.scenarios.test_pagerduty_webhook import post, signed

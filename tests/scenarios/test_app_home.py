@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from bot.blocks import Action, Block, Callback, row_block_id
-from bot.clock import utcnow
-from bot.db import make_engine
-from bot.models import ActionItem, ActionItemStatus
-from bot.sandbox import SlackSandbox
-from bot.stack import LocalStack
+from bot.core.clock import utcnow
+from bot.core.db import make_engine
+from bot.core.models import ActionItem, ActionItemStatus
+from bot.devtools.sandbox import SlackSandbox
+from bot.devtools.stack import LocalStack
+from bot.slack.blocks import Action, Block, Callback, row_block_id
 from tests.factories import add_action_item, add_incident
 from tests.scenarios.conftest import ALICE, BOB
 

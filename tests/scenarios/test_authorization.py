@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import pytest
 from sqlmodel import Session, func, select
 
-from bot.blocks import Action, Block, Callback
-from bot.db import make_engine
-from bot.models import Incident, Postmortem, PostmortemRevision
-from bot.sandbox import Delivery, SlackSandbox
-from bot.stack import LocalStack
+from bot.core.db import make_engine
+from bot.core.models import Incident, Postmortem, PostmortemRevision
+from bot.devtools.sandbox import Delivery, SlackSandbox
+from bot.devtools.stack import LocalStack
+from bot.slack.blocks import Action, Block, Callback
 from tests.scenarios.conftest import ALICE, BOB, CAROL, assert_manifest_covers
 from tests.scenarios.test_postmortem_loop import FILLED, open_modal, summaries
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import Session, select
 
-from bot.blocks import Action, Block, Callback
-from bot.db import make_engine
-from bot.models import ActionItem, InboundDelivery, Incident, TimelineEntry
-from bot.sandbox import SlackSandbox
-from bot.stack import LocalStack
+from bot.core.db import make_engine
+from bot.core.models import ActionItem, InboundDelivery, Incident, TimelineEntry
+from bot.devtools.sandbox import SlackSandbox
+from bot.devtools.stack import LocalStack
+from bot.slack.blocks import Action, Block, Callback
 from tests.scenarios.conftest import ALICE, BOB, CAROL
 from tests.scenarios.test_pagerduty_webhook import post, signed
 

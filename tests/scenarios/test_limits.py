@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot.blocks import Action, Block
-from bot.clock import utcnow
-from bot.db import make_engine
-from bot.models import Incident
-from bot.notices import enqueue_publication
-from bot.postmortems import ActionItemInput, PostmortemDraft, save_postmortem
-from bot.sandbox import SlackSandbox
-from bot.stack import LocalStack
+from bot.core.clock import utcnow
+from bot.core.db import make_engine
+from bot.core.models import Incident
+from bot.devtools.sandbox import SlackSandbox
+from bot.devtools.stack import LocalStack
+from bot.domain.postmortems import ActionItemInput, PostmortemDraft, save_postmortem
+from bot.flows.postmortems import publish_saved
+from bot.slack.blocks import Action, Block
 from tests.scenarios.conftest import ALICE, BOB, declare
 from tests.scenarios.test_postmortem_loop import open_modal, summaries
 
@@ -127,9 +127,7 @@ def test_sixty_action_items_and_a_3000_character_root_cause_publish_without_a_sl
             at=now,
             tz=ZoneInfo("UTC"),
         )
-        enqueue_publication(
-            session=session, incident=incident, result=result, settings=stack.server.settings, at=now
-        )
+        publish_saved(session, incident, result, settings=stack.server.settings, at=now)
         session.commit()
     engine.dispose()
     stack.server.runtime.outbox.wake()

@@ -9,8 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session
 
-from bot.db import make_engine
-from bot.stack import LocalStack
+from bot.core.db import make_engine
+from bot.devtools.stack import LocalStack
 from tests.factories import add_incident
 
 

@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 import pytest
 from sqlmodel import Session, func, select
 
-from bot.blocks import Action
-from bot.db import make_engine
-from bot.models import InboundDelivery, Incident, OutboxMessage, OutboxStatus, TimelineEntry
-from bot.pagerduty import parse_instant, sign
-from bot.sandbox import SlackSandbox
-from bot.stack import LocalStack
-from bot.web import MAX_BODY_BYTES
+from bot.core.db import make_engine
+from bot.core.models import InboundDelivery, Incident, OutboxMessage, OutboxStatus, TimelineEntry
+from bot.devtools.sandbox import SlackSandbox
+from bot.devtools.stack import LocalStack
+from bot.domain.pagerduty import parse_instant, sign
+from bot.runtime.web import MAX_BODY_BYTES
+from bot.slack.blocks import Action
 from tests.faults.ledger import pagerduty_body
 from tests.processing import wait_until_processed
 from tests.shared_fixtures import pagerduty_vectors
@@ -181,10 +181,10 @@ def test_slack_down_loses_nothing_the_channel_opens_later(stack: LocalStack) -> 
 
 def test_the_router_refuses_a_declared_oversized_body_before_reading_it(stack: LocalStack) -> None:
     """Behind a server without waitress's own limit, the router still answers 413 from Content-Length."""
-    from bot.web import create_wsgi_app
+    from bot.runtime.server import create_wsgi_app
 
-    assert stack.server is not None and stack.server.runtime is not None
-    app = create_wsgi_app(stack.server.runtime, None)
+    assert stack.server is not None and stack.server.process is not None
+    app = create_wsgi_app(stack.server.process, None)
     answers: list[str] = []
     environ = {
         "PATH_INFO": "/webhooks/pagerduty",
@@ -217,9 +217,9 @@ def test_many_deliveries_at_once_are_each_stored_and_processed_once(stack: Local
 def test_deliveries_left_unprocessed_by_an_earlier_run_are_processed_at_start(database_url: str) -> None:
     """A process killed after storing (and answering) a delivery, before processing it: the next start
     processes it, opening the incident's channel."""
-    from bot.db import session_scope
-    from bot.deliveries import archive_delivery
-    from bot.pagerduty import SOURCE
+    from bot.core.db import session_scope
+    from bot.domain.deliveries import archive_delivery
+    from bot.domain.pagerduty import SOURCE
 
     engine = make_engine(database_url)
     with session_scope(engine) as session:

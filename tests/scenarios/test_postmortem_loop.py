@@ -8,11 +8,11 @@ import time
 
 from sqlmodel import Session, select
 
-from bot.blocks import Action, Block
-from bot.db import make_engine
-from bot.models import InboundDelivery, Incident, Postmortem, PostmortemRevision
-from bot.sandbox import SlackSandbox, slack_signature
-from bot.stack import LocalStack
+from bot.core.db import make_engine
+from bot.core.models import InboundDelivery, Incident, Postmortem, PostmortemRevision
+from bot.devtools.sandbox import SlackSandbox, slack_signature
+from bot.devtools.stack import LocalStack
+from bot.slack.blocks import Action, Block
 from tests.scenarios.conftest import ALICE, BOB, declare
 
 FILLED = {

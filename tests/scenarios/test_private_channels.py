@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from bot.blocks import Action, Block
-from bot.sandbox import SlackSandbox
+from bot.devtools.sandbox import SlackSandbox
+from bot.slack.blocks import Action, Block
 from tests.scenarios.conftest import BOB, declare
 from tests.scenarios.test_postmortem_loop import FILLED, open_modal, summaries
 

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.blocks import Action, Block
-from bot.sandbox.ui import SandboxPage, page_for_stack
-from bot.stack import LocalStack
+from bot.devtools.sandbox.ui import SandboxPage, page_for_stack
+from bot.devtools.stack import LocalStack
+from bot.slack.blocks import Action, Block
 
 ALICE, BOB = "U0ALICE", "U0BOB"
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.pagerduty import sign
-from bot.sandbox import SlackSandbox, slack_signature
-from bot.stack import LocalStack
-from bot.web import slack_signature_valid
+from bot.devtools.sandbox import SlackSandbox, slack_signature
+from bot.devtools.stack import LocalStack
+from bot.domain.pagerduty import sign
+from bot.runtime.web import slack_signature_valid
 from tests.scenarios.conftest import BOB, assert_manifest_covers
 
 OLD, NEW = "pagerduty-secret-being-retired", "pagerduty-secret-replacing-it"

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.blocks import Action, Block
-from bot.stack import LocalStack
+from bot.devtools.stack import LocalStack
+from bot.slack.blocks import Action, Block
 from tests.scenarios.conftest import ALICE, BOB, assert_manifest_covers, declare
 
 
 @pytest.fixture
 def socket_stack(tmp_path) -> Iterator[LocalStack]:  # type: ignore[no-untyped-def]
-    with LocalStack(f"sqlite:///{tmp_path / 'bot.db'}", socket_mode=True) as stack:
+    with LocalStack(f"sqlite:///{tmp_path / 'bot.core.db'}", socket_mode=True) as stack:
         stack.sandbox.wait_for(lambda: stack.sandbox.socket_mode_connections, timeout=10)
         yield stack
         assert_manifest_covers(stack.sandbox.calls)

@@ -1,0 +1,232 @@
+"""Settings from the environment (and an optional `.env`), validated once at start-up.
+
+Every variable is documented in the README's settings table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SLACK_API_URL_DEFAULT = "https://slack.com/api/"
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SCHEDULE = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})$")
+
+
+@dataclass(frozen=True)
+class WeeklySchedule:
+    """A cron-like schedule: days of the week and a local time, e.g. "fri 15:00", "mon-fri 09:30",
+    "mon,thu 10:00" or "daily 08:00". Times are in `TIMEZONE`."""
+
+    days: tuple[int, ...]  # 0 = Monday, as datetime.weekday()
+    hour: int
+    minute: int
+
+    @classmethod
+    def parse(cls, text: str) -> WeeklySchedule:
+        match = _SCHEDULE.match(text.strip().lower())
+        if match is None:
+            raise ValueError(f"{text!r} is not a schedule: write days and a time, e.g. 'fri 15:00'")
+        hour, minute = int(match["hour"]), int(match["minute"])
+        if hour > 23 or minute > 59:
+            raise ValueError(f"{text!r}: the time must be between 00:00 and 23:59")
+        days: set[int] = set()
+        for part in match["days"].split(","):
+            if part == "daily":
+                days.update(range(7))
+            elif "-" in part:
+                first, _, last = part.partition("-")
+                if first not in _DAYS or last not in _DAYS:
+                    raise ValueError(f"{text!r}: unknown day in {part!r} (use mon..sun)")
+                start, end = _DAYS.index(first), _DAYS.index(last)
+                if start > end:
+                    raise ValueError(f"{text!r}: the range {part!r} runs backwards")
+                days.update(range(start, end + 1))
+            elif part in _DAYS:
+                days.add(_DAYS.index(part))
+            else:
+                raise ValueError(f"{text!r}: unknown day {part!r} (use mon..sun, a range mon-fri, or daily)")
+        return cls(days=tuple(sorted(days)), hour=hour, minute=minute)
+
+    @property
+    def cron_days(self) -> str:
+        """APScheduler's `day_of_week` field."""
+        return ",".join(_DAYS[day] for day in self.days)
+
+    def previous(self, now: datetime, tz: ZoneInfo) -> datetime:
+        """The latest scheduled instant at or before `now` (aware UTC in, aware UTC out)."""
+        local = now.astimezone(tz)
+        for back in range(8):
+            day = local.date() - timedelta(days=back)
+            if day.weekday() not in self.days:
+                continue
+            candidate = datetime.combine(day, time(self.hour, self.minute), tzinfo=tz).astimezone(now.tzinfo)
+            if candidate <= now:
+                return candidate
+        raise AssertionError("a weekly schedule fires at least once in eight days")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All configuration of the bot. Field names are the environment variable names, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = SLACK_API_URL_DEFAULT
+    database_url: str = "sqlite:///postmortem-bot.core.db"
+    host: str = "0.0.0.0"
+    port: int = Field(default=3000, ge=0, le=65535)  # 0: any free port (tests)
+    pagerduty_webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    postmortems_channel: str = "postmortems"
+    wins_channel: str = "wins"
+    incident_channel_prefix: str = "inc-"
+    # "PSERVICE1=#payments,PSERVICE2=C0123ABCD": incidents of these PagerDuty services go to an existing
+    # channel instead of a new one per incident.
+    service_channels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    response_target_minutes: int = Field(default=15, ge=1)
+    timezone: str = "UTC"
+    postmortem_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+    # Off for replicas that must never run jobs (and for tests that drive jobs with a fixed `now`).
+    scheduler_enabled: bool = True
+    # Scheduled jobs (bot/runtime/scheduler.py): "DAYS HH:MM" in TIMEZONE, see WeeklySchedule.
+    retro_schedule: str = "fri 15:00"
+    digest_schedule: str = "mon 09:00"
+    # Empty: the post-mortems channel.
+    digest_channel: str = ""
+    alert_mttr_minutes: int = Field(default=20, ge=1)
+    alert_consecutive: int = Field(default=3, ge=1)
+    win_streak: int = Field(default=10, ge=2)
+    # How long one Web API call may take before the client gives up (the outbox then retries it).
+    slack_api_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The outbox's longest wait between two attempts at one message (back-off doubles up to this).
+    outbox_max_backoff_seconds: float = Field(default=300.0, ge=0.1, le=3600)
+    # How long a replica's claim on an outbox row lasts: a replica that dies mid-send is taken over after it.
+    outbox_claim_seconds: float = Field(default=60.0, ge=1, le=3600)
+
+    @field_validator("pagerduty_webhook_secrets", "postmortem_admins", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("retro_schedule", "digest_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        WeeklySchedule.parse(value)
+        return value
+
+    @field_validator("service_channels", mode="before")
+    @classmethod
+    def _service_channels(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        mapping: dict[str, str] = {}
+        for entry in _split_csv(value):  # type: ignore[union-attr]
+            service, sep, channel = entry.partition("=")
+            channel = channel.strip().lstrip("#")
+            if not sep or not service.strip() or not channel:
+                raise ValueError(f"expected SERVICE_ID=#channel or SERVICE_ID=C0123ABCD, got {entry!r}")
+            mapping[service.strip()] = channel
+        return mapping
+
+    @field_validator("incident_channel_prefix")
+    @classmethod
+    def _channel_prefix(cls, value: str) -> str:
+        # Slack channel names: lower-case letters, digits, hyphens and underscores.
+        if not re.fullmatch(r"[a-z0-9_-]{0,20}", value):
+            raise ValueError("use at most 20 lower-case letters, digits, '-' or '_' (for example inc-)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql", "postgres:")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return value.upper()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def retro(self) -> WeeklySchedule:
+        return WeeklySchedule.parse(self.retro_schedule)
+
+    @property
+    def digest(self) -> WeeklySchedule:
+        return WeeklySchedule.parse(self.digest_schedule)
+
+    @property
+    def digest_target(self) -> str:
+        return self.digest_channel or self.postmortems_channel
+
+    def require_slack(self) -> None:
+        """Serving Slack needs credentials; the CLI's database commands do not."""
+        required = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+        missing = [name for name in required if not getattr(self, name.lower())]
+        if missing:
+            raise ConfigError(
+                "Missing setting(s): " + ", ".join(missing) + ". Set them in the environment or in .env "
+                "(see the README's settings table)."
+            )
+        if not self.slack_bot_token.startswith("xoxb-"):  # type: ignore[union-attr]
+            raise ConfigError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+        if self.slack_app_token is not None and not self.slack_app_token.startswith("xapp-"):
+            raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp- (Socket Mode)")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning pydantic's report into one line per offending variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "?"
+            # Never echo credentials back into logs.
+            shown = "***" if any(word in name for word in ("TOKEN", "SECRET")) else repr(error.get("input"))
+            lines.append(f"{name}: {error['msg']} (got {shown})")
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(lines)) from None

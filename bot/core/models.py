@@ -1,0 +1,307 @@
+"""All tables, in one place. Instants are stored in UTC;
+durations are integer seconds written at the transition, so KPIs are plain SQL aggregates.
+
+All datetimes are timezone-aware UTC (SQLModel's UTCDateTime); convert to `TIMEZONE` only when rendering.
+Schema changes go through an Alembic migration in `bot/core/migrations/versions/`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class IncidentStatus(StrEnum):
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class PostmortemStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class ActionItemStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    PARKED = "parked"
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_triggered_at", "triggered_at"),
+        Index("ix_incidents_resolved_at", "resolved_at"),
+        Index("ix_incidents_service_triggered", "service_name", "triggered_at"),
+        Index("ix_incidents_channel_id", "channel_id"),
+        # KPIs (bot/loop/kpis.py): the per-service aggregates read this index alone, in service order; medians
+        # read the middle of a duration's order (per service, or overall) without sorting.
+        Index(
+            "ix_incidents_service_durations",
+            "service_name",
+            "triggered_at",
+            "seconds_to_acknowledge",
+            "seconds_to_first_response",
+            "seconds_to_resolve",
+            "seconds_to_document",
+        ),
+        Index("ix_incidents_service_resolve", "service_name", "seconds_to_resolve", "triggered_at"),
+        Index("ix_incidents_service_document", "service_name", "seconds_to_document", "triggered_at"),
+        Index("ix_incidents_resolve", "seconds_to_resolve", "triggered_at"),
+        Index("ix_incidents_document", "seconds_to_document", "triggered_at"),
+        # The digest's "still no post-mortem" list and its count.
+        Index("ix_incidents_unwritten", "postmortem_published_at", "resolved_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # PagerDuty's incident id (e.g. "Q1ABCDEF"); None for incidents declared with `/postmortem new`.
+    pagerduty_id: str | None = Field(default=None, unique=True, max_length=64)
+    number: int | None = None
+    title: str = Field(max_length=1024)
+    service_id: str | None = Field(default=None, max_length=64)
+    service_name: str | None = Field(default=None, max_length=255)
+    urgency: str | None = Field(default=None, max_length=32)
+    priority: str | None = Field(default=None, max_length=64)
+    html_url: str | None = Field(default=None, max_length=1024)
+    status: str = Field(default=IncidentStatus.TRIGGERED, max_length=32)
+    channel_id: str | None = Field(default=None, max_length=32)
+    channel_name: str | None = Field(default=None, max_length=80)
+    channel_is_private: bool = False
+    declared_by: str | None = Field(default=None, max_length=32)
+
+    triggered_at: datetime
+    acknowledged_at: datetime | None = None
+    first_response_at: datetime | None = None
+    first_responder: str | None = Field(default=None, max_length=32)
+    resolved_at: datetime | None = None
+    postmortem_published_at: datetime | None = None
+
+    seconds_to_acknowledge: int | None = None
+    seconds_to_first_response: int | None = None
+    seconds_to_resolve: int | None = None
+    seconds_to_document: int | None = None
+
+    created_at: datetime
+    updated_at: datetime
+
+
+class Postmortem(SQLModel, table=True):
+    __tablename__ = "postmortems"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", unique=True)
+    status: str = Field(default=PostmortemStatus.DRAFT, max_length=32)
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    impact: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    root_cause: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    resolution: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    severity: str | None = Field(default=None, max_length=16)
+    services: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
+    resolution_minutes: int | None = None
+    # Who owes the write-up (nudged by the reminders); set when the post-mortem is first opened.
+    owner_id: str | None = Field(default=None, max_length=32)
+    # An incident in a private channel is summarised in public only when someone opts in.
+    share_publicly: bool = False
+    document: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    revision: int = 0
+    snoozed_until: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None = None
+    published_by: str | None = Field(default=None, max_length=32)
+
+
+class PostmortemRevision(SQLModel, table=True):
+    """One save of a post-mortem: who, when, which fields, and the whole content after the save."""
+
+    __tablename__ = "postmortem_revisions"
+    __table_args__ = (UniqueConstraint("postmortem_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    postmortem_id: int = Field(foreign_key="postmortems.id", index=True)
+    number: int
+    author_id: str = Field(max_length=32)
+    action: str = Field(max_length=16)  # "save", "publish" or "restore"
+    changed_fields: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    snapshot: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+
+
+class ActionItem(SQLModel, table=True):
+    __tablename__ = "action_items"
+    __table_args__ = (
+        Index("ix_action_items_owner_status", "owner_id", "status"),
+        Index("ix_action_items_status_due", "status", "due_date"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    postmortem_id: int = Field(foreign_key="postmortems.id", index=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    position: int = 0
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    owner_id: str | None = Field(default=None, max_length=32)
+    due_date: date | None = None
+    status: str = Field(default=ActionItemStatus.OPEN, max_length=16)
+    snoozed_until: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    completed_by: str | None = Field(default=None, max_length=32)
+
+
+class TimelineEntry(SQLModel, table=True):
+    """A moment of an incident: a PagerDuty event, a pinned Slack message, a note."""
+
+    __tablename__ = "timeline_entries"
+    __table_args__ = (Index("ix_timeline_incident_occurred", "incident_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    # Makes capture idempotent: "slack:<channel>:<ts>" or "pagerduty:<event id>".
+    source_key: str = Field(max_length=255, unique=True)
+    kind: str = Field(max_length=32)
+    occurred_at: datetime
+    author: str | None = Field(default=None, max_length=255)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    permalink: str | None = Field(default=None, max_length=1024)
+    created_at: datetime
+
+
+class InboundDelivery(SQLModel, table=True):
+    """Append-only archive of raw inbound payloads, keyed by their delivery id (dedupe on retries)."""
+
+    __tablename__ = "inbound_deliveries"
+    __table_args__ = (
+        UniqueConstraint("source", "delivery_id"),
+        # A new incident looks up the notes that waited for it (bot/domain/pagerduty.py _replay_waiting).
+        Index("ix_inbound_deliveries_waiting", "source", "error"),
+        # The processor's claim (bot/runtime/processor.py): the unprocessed rows of a source, oldest first.
+        Index("ix_inbound_deliveries_unprocessed", "source", "processed_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32)  # "pagerduty" or "slack"
+    delivery_id: str = Field(max_length=255)
+    event_type: str | None = Field(default=None, max_length=128)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime
+    processed_at: datetime | None = None
+    # Why the last attempt did not process it: an exception, or the incident a note is waiting for.
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attempts: int = 0  # processing attempts that raised
+    next_attempt_at: datetime | None = None  # not retried before then; None: due as soon as stored
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A Slack call the bot owes, delivered by the outbox worker. `key` makes enqueueing idempotent."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        # The claim's "no earlier pending row for this message_key" check.
+        Index("ix_outbox_message_key", "message_key", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255, unique=True)
+    # "post" (post or update the logical message `message_key`), "reply", "ephemeral", "upload"...
+    kind: str = Field(max_length=32)
+    channel: str = Field(max_length=80)
+    message_key: str | None = Field(default=None, max_length=255)
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=OutboxStatus.PENDING, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # A worker claims a row for a short lease instead of holding a transaction open across the Slack
+    # call (on SQLite that would block every other writer for the length of the call).
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_until: datetime | None = None
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class SlackMessage(SQLModel, table=True):
+    """Where a logical message (an incident card, a post-mortem summary) lives, so it is updated in place."""
+
+    __tablename__ = "slack_messages"
+
+    key: str = Field(primary_key=True, max_length=255)
+    channel: str = Field(max_length=32)
+    ts: str = Field(max_length=32)
+    updated_at: datetime
+
+
+class Attachment(SQLModel, table=True):
+    """Binary content an outbox row uploads (a digest chart, a Markdown document)."""
+
+    __tablename__ = "attachments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    filename: str = Field(max_length=255)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Exactly one replica runs scheduled jobs: the one holding this row's unexpired lease."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    expires_at: datetime
+
+
+class JobRun(SQLModel, table=True):
+    """One run of a scheduled job for one scheduled instant: nothing runs twice, missed runs are caught up."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job_id", "scheduled_for"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=64)
+    scheduled_for: datetime
+    started_at: datetime
+    finished_at: datetime | None = None
+    holder: str = Field(max_length=128)
+
+
+class Announcement(SQLModel, table=True):
+    """A win or a threshold alert that was announced, so each occurrence is announced exactly once."""
+
+    __tablename__ = "announcements"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255, unique=True)
+    kind: str = Field(max_length=32)
+    created_at: datetime
+
+
+__all__ = [
+    "ActionItem",
+    "ActionItemStatus",
+    "Announcement",
+    "Attachment",
+    "InboundDelivery",
+    "Incident",
+    "IncidentStatus",
+    "JobRun",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Postmortem",
+    "PostmortemRevision",
+    "PostmortemStatus",
+    "SchedulerLease",
+    "SlackMessage",
+    "TimelineEntry",
+]

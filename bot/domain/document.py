@@ -1,0 +1,43 @@
+"""The Markdown post-mortem document, and what it and the Slack summary show (computed once).
+
+Rendered when a post-mortem is published and whenever what it shows changes (bot/flows/ decides when).
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from bot.core.models import Incident, Postmortem, TimelineEntry
+from bot.core.rendering import format_duration, format_instant, render
+from bot.domain.incidents import display_id
+from bot.domain.postmortems import action_items_of
+
+
+def timeline_of(*, session: Session, incident: Incident) -> list[TimelineEntry]:
+    statement = select(TimelineEntry).where(TimelineEntry.incident_id == incident.id)
+    return list(session.exec(statement.order_by(col(TimelineEntry.occurred_at))))
+
+
+def document_context(*, session: Session, incident: Incident, postmortem: Postmortem, tz: ZoneInfo) -> dict:
+    """Everything the Markdown and Slack templates show, computed once."""
+    return {
+        "incident": incident,
+        "incident_ref": display_id(incident),
+        "postmortem": postmortem,
+        "action_items": action_items_of(session=session, postmortem=postmortem),
+        "timeline": timeline_of(session=session, incident=incident),
+        "resolution_time": (
+            format_duration(postmortem.resolution_minutes * 60)
+            if postmortem.resolution_minutes is not None
+            else format_duration(incident.seconds_to_resolve)
+        ),
+        "when": lambda value: format_instant(value, tz),
+    }
+
+
+def render_document(*, session: Session, incident: Incident, postmortem: Postmortem, tz: ZoneInfo) -> str:
+    """The Markdown post-mortem (summary, impact, root cause, timings, timeline, action-item checklist)."""
+    context = document_context(session=session, incident=incident, postmortem=postmortem, tz=tz)
+    return render("postmortem.md.j2", **context)

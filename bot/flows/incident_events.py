@@ -1,0 +1,65 @@
+"""A PagerDuty event, as the delivery processor applies it: the incident and its timeline change
+(bot/domain/pagerduty.py), and the bot posts about it with the same rule as a slash command
+(`announce_change`): the card follows, a resolution prompts the post-mortem, a new incident is owed its
+channel. Notes that arrived before their incident are replayed once it exists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.core.config import Settings
+from bot.core.models import InboundDelivery
+from bot.domain.deliveries import recheck_waiting_at, waiting_deliveries
+from bot.domain.pagerduty import (
+    SOURCE,
+    Applied,
+    Outcome,
+    PagerDutyEvent,
+    apply_to_records,
+    parse_event,
+    waiting_reason,
+)
+from bot.flows.incidents import announce_change
+from bot.slack.notices import enqueue_incident_channel
+
+
+def process_delivery(
+    *, session: Session, delivery: InboundDelivery, settings: Settings, at: datetime
+) -> Outcome:
+    """Apply a stored delivery (locked by the caller) and mark it processed, in the caller's transaction;
+    a note whose incident is not known yet is marked waiting instead (its incident replays it)."""
+    event = parse_event(delivery.body.encode())
+    outcome = apply_event(session=session, event=event, settings=settings, at=at)
+    if outcome == Outcome.WAITING:
+        delivery.error = waiting_reason(event.incident_id or "")
+        delivery.next_attempt_at = recheck_waiting_at(delivery, at=at)
+    else:
+        delivery.processed_at = at
+        delivery.error = None
+    session.add(delivery)
+    return outcome
+
+
+def apply_event(*, session: Session, event: PagerDutyEvent, settings: Settings, at: datetime) -> Outcome:
+    """Update the incident, its timeline and its Slack card from one event."""
+    applied = apply_to_records(session=session, event=event, at=at)
+    if not isinstance(applied, Applied):
+        return applied
+    incident = applied.incident
+    announce_change(
+        session,
+        incident,
+        settings=settings,
+        at=at,
+        resolved_now=applied.resolved_now,
+        reason=f"pagerduty:{event.id}",
+    )
+    if applied.created:
+        enqueue_incident_channel(session=session, incident=incident, settings=settings, at=at)
+        for waiting in waiting_deliveries(
+            session, source=SOURCE, reason=waiting_reason(incident.pagerduty_id or "")
+        ):
+            process_delivery(session=session, delivery=waiting, settings=settings, at=at)
+    return Outcome.PROCESSED

@@ -1,0 +1,182 @@
+"""Incident flows: declared by hand, resolved by hand, answered by a person, a message added to the
+timeline, and its channel opened. PagerDuty's events go through bot/flows/incident_events.py, which
+announces changes with the same `announce_change`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from bot.core.clock import utcnow
+from bot.core.config import Settings
+from bot.core.errors import UserError
+from bot.core.models import Incident
+from bot.domain.deliveries import archive_delivery, was_delivered
+from bot.domain.incidents import (
+    capture_message,
+    declare_incident,
+    display_id,
+    get_incident,
+    incident_for_channel,
+    record_first_response,
+    resolve_incident,
+)
+from bot.flows.context import Runtime
+from bot.slack.notices import enqueue_incident_card, enqueue_resolve_prompt
+
+# Slack events are archived under their event_id: Slack retries one it thinks was not received
+# (`X-Slack-Retry-Num`, up to 3 times), and an id seen before changes nothing.
+SLACK = "slack"
+
+
+def slack_ts_to_datetime(ts: str) -> datetime:
+    return datetime.fromtimestamp(float(ts), UTC)
+
+
+def announce_change(
+    session: Session,
+    incident: Incident,
+    *,
+    settings: Settings,
+    at: datetime,
+    resolved_now: bool = False,
+    reason: str | None = None,
+) -> None:
+    """The rule for every incident change: the card follows, and a resolution also posts the prompt to
+    write the post-mortem (once: the prompt is keyed by incident)."""
+    enqueue_incident_card(session=session, incident=incident, settings=settings, at=at, reason=reason)
+    if resolved_now:
+        enqueue_resolve_prompt(session=session, incident=incident, at=at)
+
+
+def declare(runtime: Runtime, *, channel: dict[str, Any], title: str, user_id: str, at: datetime) -> str:
+    """`/postmortem new <title>`: an incident in this channel, its timings starting now. Returns its ref."""
+    with runtime.change() as session:
+        incident = declare_incident(
+            session=session,
+            title=title,
+            channel_id=channel["id"],
+            channel_name=channel.get("name"),
+            channel_is_private=channel.get("is_private", False),
+            declared_by=user_id,
+            at=at,
+        )
+        announce_change(session, incident, settings=runtime.settings, at=at)
+        return display_id(incident)
+
+
+def resolve(runtime: Runtime, *, channel_id: str, at: datetime) -> tuple[str, int | None]:
+    """`/postmortem resolve`: the channel's incident resolved now. Returns (ref, seconds to resolve)."""
+    with runtime.change() as session:
+        incident = incident_for_channel(session=session, channel_id=channel_id)
+        if incident is None:
+            raise UserError(
+                "This channel isn't linked to an incident. Declare one with `/postmortem new <title>`."
+            )
+        resolved_now = resolve_incident(incident=incident, at=at)
+        if resolved_now:
+            announce_change(session, incident, settings=runtime.settings, at=at, resolved_now=True)
+        return display_id(incident), incident.seconds_to_resolve
+
+
+def first_delivery(session: Session, body: dict[str, Any], at: datetime) -> bool:
+    """Archive the Slack event; False when Slack sent this `event_id` before (a retry): ignore it then."""
+    event_id = body.get("event_id")
+    if not event_id:
+        return True
+    return archive_delivery(
+        session,
+        source=SLACK,
+        delivery_id=event_id,
+        event_type=(body.get("event") or {}).get("type"),
+        body=json.dumps(body, sort_keys=True),
+        at=at,
+        processed=True,
+    )
+
+
+def person_spoke(runtime: Runtime, *, body: dict[str, Any], channel_id: str, user_id: str, ts: str) -> None:
+    """A person's message in an incident channel: the first one sets the time to first response."""
+    at = slack_ts_to_datetime(ts)
+    with runtime.change() as session:
+        incident = incident_for_channel(session=session, channel_id=channel_id)
+        if incident is None or not first_delivery(session, body, utcnow()):
+            return
+        if record_first_response(incident=incident, user_id=user_id, at=at):
+            announce_change(session, incident, settings=runtime.settings, at=at)
+
+
+def add_to_timeline(
+    runtime: Runtime,
+    *,
+    incident_id: int,
+    channel_id: str,
+    message: dict[str, Any],
+    permalink: str | None,
+    event_body: dict[str, Any] | None = None,
+) -> bool:
+    """Put a Slack message on the incident's timeline (a :pushpin: or the shortcut). An event that caused
+    this is archived in the same transaction, so a failure before it leaves Slack's retry to be processed.
+    Returns True when the message was added (False: already there, or a retried event)."""
+    author = message.get("user")
+    with runtime.change() as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None or (event_body is not None and not first_delivery(session, event_body, utcnow())):
+            return False
+        return capture_message(
+            session=session,
+            incident=incident,
+            channel_id=channel_id,
+            ts=message["ts"],
+            occurred_at=slack_ts_to_datetime(message["ts"]),
+            author=f"<@{author}>" if author else (message.get("username") or None),
+            text=message.get("text") or "",
+            permalink=permalink,
+            at=utcnow(),
+        )
+
+
+def channel_opened(
+    session: Session, payload: dict[str, Any], channel: dict[str, Any], *, settings: Settings
+) -> None:
+    """The outbox opened the incident's channel (its `on_channel` hook, inside the transaction that marks
+    the row sent): remember it, and post the card with everything known so far and, when the incident
+    resolved meanwhile, the write-up prompt."""
+    incident = session.exec(
+        select(Incident).where(Incident.id == payload["incident_id"]).with_for_update()
+    ).first()
+    if incident is None:
+        return
+    now = utcnow()
+    incident.channel_id = channel["id"]
+    incident.channel_name = channel["name"][:80]
+    incident.channel_is_private = bool(channel.get("is_private"))
+    session.add(incident)
+    session.flush()
+    announce_change(
+        session,
+        incident,
+        settings=settings,
+        at=now,
+        resolved_now=incident.resolved_at is not None,
+        reason="channel",
+    )
+
+
+def incident_in_channel(runtime: Runtime, channel_id: str) -> Incident | None:
+    with runtime.read() as session:
+        return incident_for_channel(session=session, channel_id=channel_id)
+
+
+def incident_by_id(runtime: Runtime, incident_id: int) -> Incident:
+    with runtime.read() as session:
+        return get_incident(session=session, incident_id=incident_id)
+
+
+def seen_before(runtime: Runtime, body: dict[str, Any]) -> bool:
+    """True when Slack delivered this event before (its retry changes nothing)."""
+    with runtime.read() as session:
+        return was_delivered(session, source=SLACK, delivery_id=body.get("event_id") or "")

@@ -1,0 +1,381 @@
+"""Key performance indicators of the incident loop, computed in SQL for any period [since, until).
+
+An incident belongs to the period it was *triggered* in. Every figure is a plain aggregate (count, sum,
+case) over indexed columns, so it runs the same on SQLite and PostgreSQL. Means are sum/count divided
+in Python (PostgreSQL's avg() returns numeric, SQLite's a float: dividing here keeps both identical);
+a median is the middle row (or two) of an ordered, offset query, so only those rows leave the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Interval, and_, case, func, literal_column, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col
+
+from bot.core.models import ActionItem, ActionItemStatus, Incident
+
+REPEAT_WINDOW = timedelta(days=30)
+NO_SERVICE = "(no service)"
+
+_DURATIONS = {
+    "acknowledge": Incident.seconds_to_acknowledge,
+    "first_response": Incident.seconds_to_first_response,
+    "resolve": Incident.seconds_to_resolve,
+    "document": Incident.seconds_to_document,
+}
+
+
+@dataclass
+class Kpis:
+    """The figures of one period, overall or for one service. Durations are seconds (None: no data)."""
+
+    incidents: int = 0
+    acknowledged: int = 0
+    mean_seconds_to_acknowledge: float | None = None
+    responded: int = 0
+    mean_seconds_to_first_response: float | None = None
+    resolved: int = 0
+    mean_seconds_to_resolve: float | None = None
+    median_seconds_to_resolve: float | None = None
+    documented: int = 0
+    mean_seconds_to_document: float | None = None
+    median_seconds_to_document: float | None = None
+    # Share of resolved incidents with a published post-mortem.
+    documentation_compliance: float | None = None
+    # Incidents whose first response came within RESPONSE_TARGET_MINUTES, and their share of all incidents
+    # (an incident nobody responded to counts as a miss).
+    within_target: int = 0
+    within_target_share: float | None = None
+    # Incidents of a service that had another incident in the 30 days before.
+    repeat_incidents: int = 0
+    action_items_completed: int = 0
+    # Open action items whose due date had passed at the end of the period (in TIMEZONE).
+    action_items_overdue: int = 0
+
+
+@dataclass
+class KpiReport:
+    since: datetime
+    until: datetime
+    service: str | None
+    overall: Kpis
+    by_service: dict[str, Kpis] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "service": self.service,
+            "overall": asdict(self.overall),
+            "by_service": {name: asdict(k) for name, k in self.by_service.items()},
+        }
+
+
+def _mean(total: int | None, count: int) -> float | None:
+    return None if not count or total is None else total / count
+
+
+def _share(part: int, whole: int) -> float | None:
+    return None if not whole else part / whole
+
+
+def median(values: Sequence[int]) -> float | None:
+    """The median of sorted integers (the mean of the two middle values for an even count)."""
+    if not values:
+        return None
+    middle = len(values) // 2
+    if len(values) % 2:
+        return float(values[middle])
+    return (values[middle - 1] + values[middle]) / 2
+
+
+def _service_key() -> ColumnElement:
+    # Grouped by the bare column (PostgreSQL refuses GROUP BY coalesce(col, <parameter>) when the
+    # parameter is bound twice); incidents without a service are named in Python.
+    return col(Incident.service_name)
+
+
+def _triggered_at(dialect: str) -> ColumnElement:
+    """triggered_at for a period's bounds. On SQLite as `+triggered_at`, which its planner cannot serve from
+    the triggered_at index: without statistics on how much of the table a period covers, it took that
+    index even for a whole year (a random table read per row: 30 s over 1M incidents), where a covering
+    index read in the order the query needs (service, or the duration for a median) is the fast path."""
+    column = col(Incident.triggered_at)
+    if dialect == "sqlite":
+        return literal_column(f"+{Incident.__tablename__}.triggered_at", type_=column.type)
+    return column
+
+
+def _period(since: datetime, until: datetime, service: str | None, dialect: str) -> list[ColumnElement]:
+    instant = _triggered_at(dialect)
+    conditions = [instant >= since, instant < until]
+    if service is not None:
+        conditions.append(col(Incident.service_name) == service)
+    return conditions
+
+
+def compute_kpis(
+    *,
+    session: Session,
+    since: datetime,
+    until: datetime,
+    response_target_minutes: int,
+    tz: ZoneInfo,
+    service: str | None = None,
+) -> KpiReport:
+    """The KPIs of incidents triggered in [since, until), overall and per service (optionally one)."""
+    dialect = session.get_bind().dialect.name
+    where = _period(since, until, service, dialect)
+    target = response_target_minutes * 60
+
+    aggregates = [
+        func.count(),
+        *(func.count(c) for c in _DURATIONS.values()),
+        *(func.sum(c) for c in _DURATIONS.values()),
+        func.sum(case((col(Incident.seconds_to_first_response) <= target, 1), else_=0)),
+    ]
+    grouped_rows = session.execute(
+        select(_service_key(), *aggregates).where(*where).group_by(_service_key())
+    ).all()
+    per_service = {row[0] or NO_SERVICE: _kpis_of(row[1:]) for row in grouped_rows}
+    # The whole period is the sum of its services (counts and integer sums), without a second scan.
+    columns = zip(*(row[1:] for row in grouped_rows), strict=True)
+    overall = _kpis_of([sum(v or 0 for v in column) for column in columns]) if grouped_rows else Kpis()
+
+    for kind, counted in (("resolve", "resolved"), ("document", "documented")):
+        column, field_name = _DURATIONS[kind], f"median_seconds_to_{kind}"
+        median_value = _median_in_sql(session, column, where, getattr(overall, counted))
+        setattr(overall, field_name, median_value)
+        for row in grouped_rows:
+            kpis = per_service[row[0] or NO_SERVICE]
+            only = _service_key() == row[0] if row[0] is not None else _service_key().is_(None)
+            median_value = _median_in_sql(session, column, [*where, only], getattr(kpis, counted))
+            setattr(kpis, field_name, median_value)
+
+    for name, count in _repeat_incidents(session, since, until, service).items():
+        per_service[name].repeat_incidents = count
+        overall.repeat_incidents += count
+
+    for name, (completed, overdue) in _action_items(session, since, until, service, tz).items():
+        kpis = per_service.setdefault(name, Kpis())
+        kpis.action_items_completed, kpis.action_items_overdue = completed, overdue
+        overall.action_items_completed += completed
+        overall.action_items_overdue += overdue
+
+    return KpiReport(
+        since=since,
+        until=until,
+        service=service,
+        overall=overall,
+        by_service=dict(sorted(per_service.items())),
+    )
+
+
+def _kpis_of(row: Sequence) -> Kpis:
+    total, n_ack, n_resp, n_res, n_doc, s_ack, s_resp, s_res, s_doc, within = row
+    within = int(within or 0)
+    return Kpis(
+        incidents=total,
+        acknowledged=n_ack,
+        mean_seconds_to_acknowledge=_mean(s_ack, n_ack),
+        responded=n_resp,
+        mean_seconds_to_first_response=_mean(s_resp, n_resp),
+        resolved=n_res,
+        mean_seconds_to_resolve=_mean(s_res, n_res),
+        documented=n_doc,
+        mean_seconds_to_document=_mean(s_doc, n_doc),
+        documentation_compliance=_share(n_doc, n_res),
+        within_target=within,
+        within_target_share=_share(within, total),
+    )
+
+
+def _median_in_sql(
+    session: Session, column: ColumnElement, where: list[ColumnElement], count: int
+) -> float | None:
+    """The median of `column`'s `count` non-null values under `where`: the middle row, or the mean of the
+    two middle rows, of the ordered values (the same figure as `median`, without fetching the rest).
+    An index on (the service,) the duration and triggered_at lets the database walk to the middle and
+    stop (ix_incidents_resolve, ix_incidents_service_resolve, and the same for document)."""
+    if not count:
+        return None
+    statement = (
+        select(column)
+        .where(*where, column.is_not(None))
+        .order_by(column)
+        .offset((count - 1) // 2)
+        .limit(2 - count % 2)
+    )
+    values = session.execute(statement).scalars()
+    return median([int(value) for value in values])
+
+
+def _repeat_incidents(
+    session: Session, since: datetime, until: datetime, service: str | None
+) -> dict[str, int]:
+    """Per service: incidents of the period whose service had an incident in the 30 days before.
+
+    The previous instant comes from a window function (LAG, on both backends) and the 30-day comparison
+    runs in SQL too (`_window_before`, spelled per dialect), so only one count per service comes back."""
+    previous = (
+        func.lag(Incident.triggered_at)
+        .over(partition_by=Incident.service_name, order_by=(Incident.triggered_at, Incident.id))
+        .label("previous")
+    )
+    conditions = [
+        col(Incident.service_name).is_not(None),
+        *_period(since - REPEAT_WINDOW, until, service, session.get_bind().dialect.name),
+    ]
+    windowed = select(Incident.service_name, Incident.triggered_at, previous).where(*conditions).subquery()
+    window_start = _window_before(windowed.c.triggered_at, session.get_bind().dialect.name)
+    rows = session.execute(
+        select(windowed.c.service_name, func.count())
+        .where(windowed.c.triggered_at >= since, windowed.c.previous >= window_start)
+        .group_by(windowed.c.service_name)
+    ).all()
+    return {name: count for name, count in rows}
+
+
+def _window_before(instant: ColumnElement, dialect: str) -> ColumnElement:
+    """`instant` - REPEAT_WINDOW, exactly (to the microsecond) on both backends."""
+    if dialect == "postgresql":
+        # Seconds, not days: a day interval on timestamptz follows the session's daylight saving.
+        seconds = int(REPEAT_WINDOW.total_seconds())
+        return instant - literal_column(f"interval '{seconds} seconds'", type_=Interval)
+    # SQLite keeps instants as fixed-width UTC text, "YYYY-MM-DD HH:MM:SS.ffffff": shift the whole seconds
+    # by whole days with strftime and keep the fraction as it was, so text order stays time order. The
+    # fraction stays out of strftime, which rounds it to milliseconds (59.9999995 s would become 60 s).
+    return func.strftime(
+        "%Y-%m-%d %H:%M:%S", func.substr(instant, 1, 19), f"-{REPEAT_WINDOW.days} days"
+    ).concat(func.substr(instant, 20))
+
+
+def _action_items(
+    session: Session, since: datetime, until: datetime, service: str | None, tz: ZoneInfo
+) -> dict[str, tuple[int, int]]:
+    """Per service: action items completed in the period, and open ones overdue at its end."""
+    end_day = until.astimezone(tz).date()
+    completed = and_(
+        col(ActionItem.completed_at) >= since,
+        col(ActionItem.completed_at) < until,
+    )
+    # Open at the end of the period (done later, or not yet), and due before that day.
+    overdue = and_(
+        col(ActionItem.created_at) < until,
+        col(ActionItem.due_date) < end_day,
+        or_(
+            and_(col(ActionItem.status) == ActionItemStatus.OPEN, col(ActionItem.completed_at).is_(None)),
+            col(ActionItem.completed_at) >= until,
+        ),
+    )
+    statement = (
+        select(
+            _service_key(),
+            func.sum(case((completed, 1), else_=0)),
+            func.sum(case((overdue, 1), else_=0)),
+        )
+        .join(Incident, col(Incident.id) == col(ActionItem.incident_id))
+        .group_by(_service_key())
+    )
+    if service is not None:
+        statement = statement.where(col(Incident.service_name) == service)
+    return {
+        name or NO_SERVICE: (int(done or 0), int(late or 0))
+        for name, done, late in session.execute(statement)
+        if done or late
+    }
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _duration(value: float | None) -> str:
+    from bot.core.rendering import format_duration
+
+    return format_duration(None if value is None else round(value))
+
+
+# (label, Kpis field, how it is shown, which way is better: "lower", "higher" or None for plain counts)
+KPI_FIELDS: list[tuple[str, str, str, str | None]] = [
+    ("Incidents", "incidents", "count", None),
+    ("Mean time to acknowledge", "mean_seconds_to_acknowledge", "duration", "lower"),
+    ("Mean time to first response", "mean_seconds_to_first_response", "duration", "lower"),
+    ("First response within target", "within_target_share", "percent", "higher"),
+    ("Mean time to resolve", "mean_seconds_to_resolve", "duration", "lower"),
+    ("Median time to resolve", "median_seconds_to_resolve", "duration", "lower"),
+    ("Mean documentation latency", "mean_seconds_to_document", "duration", "lower"),
+    ("Median documentation latency", "median_seconds_to_document", "duration", "lower"),
+    ("Documentation compliance", "documentation_compliance", "percent", "higher"),
+    ("Repeat incidents (30 days)", "repeat_incidents", "count", "lower"),
+    ("Action items completed", "action_items_completed", "count", "higher"),
+    ("Action items overdue", "action_items_overdue", "count", "lower"),
+]
+_SHOW = {"count": str, "duration": _duration, "percent": _percent}
+
+
+def kpi_rows(k: Kpis) -> list[tuple[str, str]]:
+    """The figures as (label, shown value) rows: the CLI table, the digest, the export's README."""
+    return [(label, _SHOW[kind](getattr(k, name))) for label, name, kind, _ in KPI_FIELDS]
+
+
+def trend(name: str, now: Kpis, before: Kpis) -> str | None:
+    """ "better", "worse" or None (no change, no data, or a plain count) for one KPI field."""
+    better = next(direction for _, field_name, _, direction in KPI_FIELDS if field_name == name)
+    a, b = getattr(now, name), getattr(before, name)
+    if better is None or a is None or b is None or a == b:
+        return None
+    return "better" if (a < b) == (better == "lower") else "worse"
+
+
+def kpi_table(report: KpiReport, *, markdown: bool = False) -> str:
+    """One column for the whole period and one per service, as plain text or a Markdown table."""
+    columns = [("All" if report.service is None else report.service, report.overall)]
+    if report.service is None:
+        columns += list(report.by_service.items())
+    header = ["KPI", *(name for name, _ in columns)]
+    body = [
+        [label, *(kpi_rows(k)[index][1] for _, k in columns)]
+        for index, (label, _) in enumerate(kpi_rows(report.overall))
+    ]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    return (
+        "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in [header, *body]
+        )
+        + "\n"
+    )
+
+
+def local_midnight(instant: datetime, tz: ZoneInfo) -> datetime:
+    """The start (in TIMEZONE) of the day `instant` falls on, as aware UTC."""
+    from datetime import UTC, time
+
+    return datetime.combine(instant.astimezone(tz).date(), time(), tzinfo=tz).astimezone(UTC)
+
+
+def week_before(end: datetime, tz: ZoneInfo) -> datetime:
+    """Seven local days before `end` (a local midnight), daylight saving included."""
+    from datetime import UTC, time
+
+    day = end.astimezone(tz).date() - timedelta(days=7)
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+
+
+def last_closed_week(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[Monday 00:00, next Monday 00:00) of the last full local week before `now`."""
+    today = local_midnight(now, tz)
+    end = today
+    while end.astimezone(tz).weekday() != 0:
+        end = local_midnight(end - timedelta(hours=1), tz)
+    return week_before(end, tz), end

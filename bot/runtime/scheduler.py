@@ -1,0 +1,281 @@
+"""Scheduled jobs: a few fixed sweeps over database state, run by exactly one replica.
+
+Rules (DESIGN 3 and 9):
+- APScheduler 3's BackgroundScheduler with an explicit timezone (TIMEZONE), a memory job store, fixed job
+  ids, coalescing and a misfire grace that fits each job. No job per incident and no pickled arguments:
+  a job is a sweep that reads what is due from the tables.
+- The `job_runs` table is the record. A run inserts (job_id, scheduled_for) before it acts, in the same
+  transaction as its effects, so a scheduled instant runs at most once across restarts and replicas; a
+  run missed while the bot was down is caught up once at start-up (or at take-over), within the job's
+  grace.
+- Leadership is a lease row in `scheduler_leases`: the holder renews it every 15 s and it expires after
+  45 s. Taking it is one atomic UPDATE ... WHERE expires_at < now OR holder = me, so when the leader
+  dies another replica takes over within a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, or_, update
+from sqlmodel import Session, col, select
+
+from bot.core.clock import utcnow
+from bot.core.config import Settings, WeeklySchedule
+from bot.core.db import insert_ignoring_duplicates, session_scope
+from bot.core.models import JobRun, SchedulerLease
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "scheduler"
+LEASE_SECONDS = 45
+RENEW_SECONDS = 15
+SWEEP_MINUTES = 15
+
+
+class Schedule(Protocol):
+    def previous(self, now: datetime) -> datetime:
+        """The latest scheduled instant at or before `now`."""
+
+    def trigger(self) -> CronTrigger: ...
+
+
+@dataclass(frozen=True)
+class Weekly:
+    """A RETRO_SCHEDULE / DIGEST_SCHEDULE: days and a local time in TIMEZONE."""
+
+    schedule: WeeklySchedule
+    settings: Settings
+
+    def previous(self, now: datetime) -> datetime:
+        return self.schedule.previous(now, self.settings.tz)
+
+    def trigger(self) -> CronTrigger:
+        return CronTrigger(
+            day_of_week=self.schedule.cron_days,
+            hour=self.schedule.hour,
+            minute=self.schedule.minute,
+            timezone=self.settings.tz,
+        )
+
+
+@dataclass(frozen=True)
+class Every:
+    """A sweep every `minutes` minutes, on the clock (:00, :15, ...)."""
+
+    minutes: int
+    settings: Settings
+
+    def previous(self, now: datetime) -> datetime:
+        step = self.minutes * 60
+        return datetime.fromtimestamp(math.floor(now.timestamp() / step) * step, tz=now.tzinfo)
+
+    def trigger(self) -> CronTrigger:
+        return CronTrigger(minute=f"*/{self.minutes}", timezone=self.settings.tz)
+
+
+# What a job does: act on the database (enqueue into the outbox) for the run scheduled at `scheduled_for`.
+JobAction = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    schedule: Schedule
+    # How late a run may still happen (at start-up after downtime, or when the process was busy).
+    grace: timedelta
+    action: JobAction
+
+
+def build_jobs(settings: Settings) -> list[Job]:
+    """The fixed set of jobs. Imports are here so that importing this module builds nothing."""
+    from bot.loop import digest, reminders, wins
+
+    return [
+        # A retro reminder hours after the retro helps nobody.
+        Job(
+            "retro_reminder",
+            Weekly(settings.retro, settings),
+            timedelta(hours=1),
+            reminders.send_retro_reminder,
+        ),
+        # A Monday digest is still worth reading on Monday afternoon, not on Tuesday.
+        Job("weekly_digest", Weekly(settings.digest, settings), timedelta(hours=12), digest.send_digest),
+        # Sweeps: the next run covers a missed one, so a run older than one interval is skipped.
+        Job(
+            "nudges", Every(SWEEP_MINUTES, settings), timedelta(minutes=SWEEP_MINUTES), reminders.send_nudges
+        ),
+        Job(
+            "wins_and_alerts", Every(SWEEP_MINUTES, settings), timedelta(minutes=SWEEP_MINUTES), wins.announce
+        ),
+    ]
+
+
+class JobRunner:
+    """The database side of scheduling, with an explicit `now` everywhere (what the tests call)."""
+
+    def __init__(
+        self, *, engine: Engine, settings: Settings, jobs: list[Job], holder: str | None = None
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.jobs = {job.id: job for job in jobs}
+        self.holder = holder or f"scheduler-{uuid.uuid4().hex[:10]}"
+
+    # --- the lease ---------------------------------------------------------------------------------
+
+    def acquire_lease(self, now: datetime) -> bool:
+        """Take or renew the lease; True when this replica is the leader until now + 45 s."""
+        expires = now + timedelta(seconds=LEASE_SECONDS)
+        with session_scope(self.engine) as session:
+            taken = session.execute(
+                update(SchedulerLease)
+                .where(col(SchedulerLease.name) == LEASE_NAME)
+                .where(or_(col(SchedulerLease.expires_at) < now, col(SchedulerLease.holder) == self.holder))
+                .values(holder=self.holder, expires_at=expires)
+            ).rowcount  # type: ignore[attr-defined]
+            if taken:
+                return True
+            return insert_ignoring_duplicates(
+                session, SchedulerLease, {"name": LEASE_NAME, "holder": self.holder, "expires_at": expires}
+            )
+
+    def release_lease(self, now: datetime) -> None:
+        """On a clean stop: let another replica take over at once instead of after the expiry."""
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(SchedulerLease)
+                .where(col(SchedulerLease.name) == LEASE_NAME, col(SchedulerLease.holder) == self.holder)
+                .values(expires_at=now)
+            )
+
+    # --- runs --------------------------------------------------------------------------------------
+
+    def run_due(self, job_id: str, now: datetime) -> datetime | None:
+        """Run `job_id` for its latest scheduled instant, unless that instant ran already or is older than
+        the job's grace. Returns the instant that ran, or None."""
+        job = self.jobs[job_id]
+        scheduled_for = job.schedule.previous(now)
+        if now - scheduled_for > job.grace:
+            return None
+        with session_scope(self.engine) as session:
+            # The claim comes first and commits with the job's effects: a second runner (another replica,
+            # or this one after a restart) finds the row and does nothing; a failed run leaves no row.
+            claimed = insert_ignoring_duplicates(
+                session,
+                JobRun,
+                {"job_id": job_id, "scheduled_for": scheduled_for, "started_at": now, "holder": self.holder},
+            )
+            if not claimed:
+                return None
+            job.action(session=session, settings=self.settings, now=now, scheduled_for=scheduled_for)
+            session.execute(
+                update(JobRun)
+                .where(col(JobRun.job_id) == job_id, col(JobRun.scheduled_for) == scheduled_for)
+                .values(finished_at=utcnow())
+            )
+        log.info("job %s ran for %s", job_id, scheduled_for.isoformat())
+        return scheduled_for
+
+    def catch_up(self, now: datetime) -> list[str]:
+        """Run every job whose latest instant has not run yet (start-up, take-over)."""
+        return [job_id for job_id in self.jobs if self.run_due(job_id, now) is not None]
+
+
+def runs_of(session: Session, job_id: str) -> list[datetime]:
+    statement = (
+        select(JobRun.scheduled_for).where(JobRun.job_id == job_id).order_by(col(JobRun.scheduled_for))
+    )
+    return list(session.exec(statement))
+
+
+class Scheduler:
+    """The APScheduler wrapper a BotServer starts: fires the jobs on time and renews the lease."""
+
+    def __init__(self, *, engine: Engine, settings: Settings, jobs: list[Job] | None = None) -> None:
+        self.runner = JobRunner(
+            engine=engine, settings=settings, jobs=jobs if jobs is not None else build_jobs(settings)
+        )
+        self._leader = False
+        self._lock = threading.Lock()
+        self._aps: BackgroundScheduler | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader
+
+    def start(self) -> Scheduler:
+        aps = BackgroundScheduler(
+            timezone=self.runner.settings.tz,
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(2)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+        aps.add_job(
+            self.renew_lease,
+            IntervalTrigger(seconds=RENEW_SECONDS, timezone=self.runner.settings.tz),
+            id="scheduler_lease",
+            misfire_grace_time=RENEW_SECONDS,
+            coalesce=True,
+            replace_existing=True,
+        )
+        for job in self.runner.jobs.values():
+            aps.add_job(
+                self.fire,
+                job.schedule.trigger(),
+                args=[job.id],
+                id=job.id,
+                misfire_grace_time=int(job.grace.total_seconds()),
+                coalesce=True,
+                replace_existing=True,
+            )
+        aps.start()
+        self._aps = aps
+        # Take the lease (and catch up missed runs) now, not 15 s from now.
+        aps.add_job(self.renew_lease, id="scheduler_startup", replace_existing=True)
+        return self
+
+    def jobs(self) -> list:  # type: ignore[type-arg]
+        return self._aps.get_jobs() if self._aps else []
+
+    def renew_lease(self, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        with self._lock:
+            was_leader = self._leader
+            try:
+                self._leader = self.runner.acquire_lease(now)
+            except Exception:  # a database hiccup: stop acting as leader until the next renewal works
+                log.exception("scheduler lease renewal failed")
+                self._leader = False
+                return
+            if self._leader and not was_leader:
+                log.info("%s leads the scheduled jobs", self.runner.holder)
+                caught_up = self.runner.catch_up(now)
+                if caught_up:
+                    log.info("caught up missed runs: %s", ", ".join(caught_up))
+
+    def fire(self, job_id: str, now: datetime | None = None) -> None:
+        """What APScheduler calls on a job's trigger: only the leader acts."""
+        if not self._leader:
+            return
+        self.runner.run_due(job_id, now or utcnow())
+
+    def stop(self) -> None:
+        if self._aps is not None:
+            self._aps.shutdown(wait=True)
+            self._aps = None
+        if self._leader:
+            self.runner.release_lease(utcnow())
+            self._leader = False

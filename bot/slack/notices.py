@@ -1,0 +1,233 @@
+"""What the bot posts about incidents and post-mortems, enqueued through the outbox.
+
+Rules that live here: which channel hears what, and which Slack message each notice updates in place.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.core.config import Settings
+from bot.core.models import Incident, Postmortem, SlackMessage, TimelineEntry
+from bot.core.rendering import escape_mrkdwn, format_duration, format_instant, render
+from bot.domain.document import document_context
+from bot.domain.incidents import display_id, incident_channel_name, shown_publicly
+from bot.domain.postmortems import SaveResult
+from bot.slack import blocks, messages
+from bot.slack.blocks import truncate
+from bot.slack.channels import channel_mention
+from bot.slack.outbox import enqueue, enqueue_channel, enqueue_upload
+
+
+def card_key(incident: Incident) -> str:
+    return f"card:{incident.id}"
+
+
+def summary_key(incident: Incident) -> str:
+    return f"summary:{incident.id}"
+
+
+def prompt_key(incident: Incident) -> str:
+    return f"prompt:{incident.id}"
+
+
+def enqueue_incident_card(
+    *, session: Session, incident: Incident, settings: Settings, at: datetime, reason: str | None = None
+) -> None:
+    """Post the incident card, or update it in place. One row per change: keyed by `reason` (the event that
+    caused it, e.g. a PagerDuty event id) or else by the change's instant and status."""
+    if not incident.channel_id:
+        return
+    tz = settings.tz
+    fields = [
+        ("Triggered", format_instant(incident.triggered_at, tz)),
+        (
+            "Acknowledged",
+            format_duration(incident.seconds_to_acknowledge) if incident.acknowledged_at else "—",
+        ),
+        (
+            "First response",
+            format_duration(incident.seconds_to_first_response) if incident.first_response_at else "—",
+        ),
+        ("Resolved", format_duration(incident.seconds_to_resolve) if incident.resolved_at else "—"),
+    ]
+    if incident.service_name:
+        fields.insert(0, ("Service", escape_mrkdwn(incident.service_name)))
+    if incident.urgency:
+        fields.append(("Urgency", escape_mrkdwn(incident.urgency)))
+    if incident.priority:
+        fields.append(("Priority", escape_mrkdwn(incident.priority)))
+    text, card = messages.incident_card(
+        title=incident.title,
+        incident_ref=display_id(incident),
+        status=incident.status,
+        fields=fields,
+        link=incident.html_url,
+    )
+    enqueue(
+        session,
+        key=f"{card_key(incident)}:{reason}"
+        if reason
+        else f"{card_key(incident)}:{incident.updated_at.isoformat()}:{incident.status}",
+        channel=incident.channel_id,
+        at=at,
+        message_key=card_key(incident),
+        text=text,
+        blocks=card,
+    )
+
+
+def enqueue_resolve_prompt(*, session: Session, incident: Incident, at: datetime) -> None:
+    """In the incident channel, once: resolved after N minutes, and a button that opens the post-mortem."""
+    if not incident.channel_id or incident.resolved_at is None:
+        return
+    minutes = round((incident.seconds_to_resolve or 0) / 60)
+    text, prompt = messages.resolve_prompt(
+        incident_id=incident.id,  # type: ignore[arg-type]
+        incident_ref=display_id(incident),
+        minutes=minutes,
+    )
+    enqueue(session, key=prompt_key(incident), channel=incident.channel_id, at=at, text=text, blocks=prompt)
+
+
+def incident_channel_target(incident: Incident, settings: Settings) -> tuple[str, bool]:
+    """(channel name or id, create?): the service's configured channel, else a new one per incident."""
+    mapped = settings.service_channels.get(incident.service_id or "")
+    if mapped:
+        return mapped, False
+    name = incident_channel_name(
+        prefix=settings.incident_channel_prefix, number=incident.number, title=incident.title
+    )
+    return name, True
+
+
+def enqueue_incident_channel(
+    *, session: Session, incident: Incident, settings: Settings, at: datetime
+) -> None:
+    """Owe the incident its channel. Opening it calls Slack, so it goes through the outbox: the webhook
+    answers at once, and while Slack is down the row waits and retries (the incident is already stored).
+    `bot.flows.incidents.channel_opened` runs when the channel exists."""
+    target, create = incident_channel_target(incident, settings)
+    enqueue_channel(
+        session,
+        key=f"channel:{incident.id}",
+        name=target,
+        create=create,
+        at=at,
+        context={"incident_id": incident.id},
+    )
+
+
+def summary_message(
+    *, session: Session, incident: Incident, postmortem: Postmortem, settings: Settings
+) -> tuple[str, list[dict]]:
+    context = document_context(session=session, incident=incident, postmortem=postmortem, tz=settings.tz)
+    items = [(i.text, i.owner_id, i.due_date, i.status == "done") for i in context["action_items"]]
+    published = format_instant(postmortem.published_at, settings.tz)
+    return messages.summary_message(
+        title=incident.title,
+        incident_ref=context["incident_ref"],
+        body=render("postmortem_summary.mrkdwn.j2", **context).strip(),
+        fallback=render("postmortem_summary.text.j2", **context).strip(),
+        severity=postmortem.severity,
+        services=postmortem.services,
+        resolution_time=context["resolution_time"],
+        channel_id=incident.channel_id,
+        action_items=items,
+        action_item_ids=[i.id for i in context["action_items"]],
+        timeline=[timeline_line(entry, settings) for entry in context["timeline"]],
+        footer=f"Published {published} by <@{postmortem.published_by}> · revision {postmortem.revision}",
+    )
+
+
+_MENTION = re.compile(r"^<@[UW][A-Z0-9]+>$")
+
+
+def timeline_line(entry: TimelineEntry, settings: Settings) -> str:
+    """A timeline entry as one mrkdwn line: when, who (a Slack author stays a mention), what, and a link."""
+    when = format_instant(entry.occurred_at, settings.tz, "%Y-%m-%d %H:%M")
+    who = ""
+    if entry.author:
+        who = " " + (entry.author if _MENTION.match(entry.author) else escape_mrkdwn(entry.author))
+    text = escape_mrkdwn(truncate(" ".join(entry.text.split()), 300))
+    link = f" <{entry.permalink}|link>" if entry.permalink else ""
+    return f"• *{when}*{who}: {text}{link}"
+
+
+def enqueue_publication(
+    *, session: Session, incident: Incident, result: SaveResult, settings: Settings, at: datetime
+) -> None:
+    """A publish: the summary in the post-mortems channel (posted once, then updated in place), a threaded
+    confirmation in the incident channel, and the Markdown document attached to that thread."""
+    postmortem = result.postmortem
+    revision = result.revision.number
+    refresh_summary(
+        session=session,
+        incident=incident,
+        postmortem=postmortem,
+        settings=settings,
+        reason=f"r{revision}",
+        at=at,
+    )
+    public = shown_publicly(incident, postmortem)
+    if not incident.channel_id:
+        return
+    verb = "published" if result.first_publication else f"updated (revision {revision})"
+    where = f" and summarised in {channel_mention(settings.postmortems_channel)}" if public else ""
+    enqueue(
+        session,
+        key=f"published:{incident.id}:r{revision}",
+        channel=incident.channel_id,
+        at=at,
+        thread_of=card_key(incident),
+        text=f":memo: Post-mortem {verb} by <@{postmortem.published_by}>{where}.",
+    )
+    enqueue_upload(
+        session,
+        key=f"document:{incident.id}:r{revision}",
+        channel=incident.channel_id,
+        at=at,
+        filename=f"postmortem-{display_id(incident).lstrip('#')}-r{revision}.md",
+        content=(postmortem.document or "").encode(),
+        title=f"Post-mortem: {incident.title}",
+        thread_of=card_key(incident),
+    )
+
+
+def refresh_summary(
+    *,
+    session: Session,
+    incident: Incident,
+    postmortem: Postmortem,
+    settings: Settings,
+    reason: str,
+    at: datetime,
+) -> None:
+    """Post the summary in the post-mortems channel, or update it in place (a republish, an action item
+    done, a restore); `reason` makes each change one outbox row. Nothing leaves a private channel unless
+    the post-mortem was shared."""
+    if postmortem.published_at is None:
+        return
+    if shown_publicly(incident, postmortem):
+        text, summary = summary_message(
+            session=session, incident=incident, postmortem=postmortem, settings=settings
+        )
+    elif session.get(SlackMessage, summary_key(incident)) is not None:
+        # Un-shared after it was public (the box unticked, or an unshared revision restored): withdraw the
+        # summary that is already in the public channel rather than leave the details there.
+        text = f"The summary of post-mortem {display_id(incident)} was withdrawn: its incident is private."
+        summary = [blocks.section(text)]
+    else:
+        return
+    enqueue(
+        session,
+        key=f"{summary_key(incident)}:{reason}",
+        channel=settings.postmortems_channel,
+        at=at,
+        message_key=summary_key(incident),
+        text=text,
+        blocks=summary,
+    )

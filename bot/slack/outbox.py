@@ -1,0 +1,141 @@
+"""The outbox's enqueue side: what the bot owes Slack, written as durable rows in the caller's transaction.
+
+A row is delivered later by the outbox worker (bot/runtime/outbox_worker.py, which documents the delivery
+guarantees). `key` makes enqueueing idempotent: the same event enqueued twice is one message. A "post" row
+with a `message_key` posts the first time and updates that same Slack message (`chat.update`) afterwards,
+so a card or a summary is never posted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bot.core.db import insert_ignoring_duplicates
+from bot.core.models import Attachment, OutboxMessage, OutboxStatus
+
+
+class OutboxKind(StrEnum):
+    POST = "post"
+    EPHEMERAL = "ephemeral"
+    UPLOAD = "upload"
+    # Open a channel (conversations.create, or find and join an existing one) and hand its id to the
+    # worker's `on_channel` hook; `channel` is the name (or id) of the channel.
+    CHANNEL = "channel"
+
+
+# (session, row payload, channel) -> None; runs in the transaction that marks the row sent, so the
+# channel's id is stored exactly when the row counts as done.
+ChannelHook = Callable[[Session, dict[str, Any], dict[str, Any]], None]
+
+
+def enqueue(
+    session: Session,
+    *,
+    key: str,
+    channel: str,
+    at: datetime,
+    kind: OutboxKind = OutboxKind.POST,
+    message_key: str | None = None,
+    text: str,
+    blocks: list[dict[str, Any]] | None = None,
+    thread_of: str | None = None,
+    user: str | None = None,
+) -> bool:
+    """Owe Slack a message. `thread_of` is the message_key of the message to reply under; `user` is the
+    recipient of an ephemeral message. Returns False when `key` was enqueued before (nothing changes)."""
+    payload: dict[str, Any] = {"text": text}
+    if blocks is not None:
+        payload["blocks"] = blocks
+    if thread_of:
+        payload["thread_of"] = thread_of
+    if user:
+        payload["user"] = user
+    return insert_ignoring_duplicates(
+        session,
+        OutboxMessage,
+        {
+            "key": key,
+            "kind": kind,
+            "channel": channel,
+            "message_key": message_key,
+            "payload": payload,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+        },
+    )
+
+
+def enqueue_upload(
+    session: Session,
+    *,
+    key: str,
+    channel: str,
+    at: datetime,
+    filename: str,
+    content: bytes,
+    title: str,
+    comment: str | None = None,
+    thread_of: str | None = None,
+) -> bool:
+    """Owe Slack a file upload (a Markdown document, a chart) into `channel`, optionally in a thread."""
+    if session.exec(select(OutboxMessage.id).where(OutboxMessage.key == key)).first() is not None:
+        return False
+    attachment = Attachment(filename=filename, content=content, created_at=at)
+    session.add(attachment)
+    session.flush()
+    payload: dict[str, Any] = {"attachment_id": attachment.id, "filename": filename, "title": title}
+    if comment:
+        payload["comment"] = comment
+    if thread_of:
+        payload["thread_of"] = thread_of
+    return insert_ignoring_duplicates(
+        session,
+        OutboxMessage,
+        {
+            "key": key,
+            "kind": OutboxKind.UPLOAD,
+            "channel": channel,
+            "payload": payload,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+        },
+    )
+
+
+def enqueue_channel(
+    session: Session, *, key: str, name: str, create: bool, at: datetime, context: dict[str, Any]
+) -> bool:
+    """Owe Slack a channel: created as `name` when `create` (reusing one of that name that exists),
+    otherwise the existing channel `name` (a name or an id) is joined. `context` reaches the hook."""
+    return insert_ignoring_duplicates(
+        session,
+        OutboxMessage,
+        {
+            "key": key,
+            "kind": OutboxKind.CHANNEL,
+            "channel": name,
+            "payload": {**context, "create": create},
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+        },
+    )
+
+
+def depth(session: Session) -> dict[str, int]:
+    """Rows by status: pending and parked are what /healthz and /metrics report."""
+    rows = session.exec(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
+    counts = {status.value: 0 for status in OutboxStatus}
+    counts.update({status: count for status, count in rows})
+    return counts
