@@ -21,7 +21,7 @@ from bot.core.db import session_scope
 from bot.core.models import Incident, IncidentStatus
 from bot.devtools.sandbox import SlackSandbox
 from bot.devtools.sandbox.pagerduty_sender import FakeIncident, PagerDutySender
-from bot.devtools.stack import PAGERDUTY_SECRET, LocalStack
+from bot.devtools.stack import PAGERDUTY_SECRET, LocalStack, page_for_stack
 from bot.domain.incidents import refresh_durations
 from bot.loop.digest import send_digest
 from bot.loop.wins import announce
@@ -236,7 +236,6 @@ def run_demo(*, once: bool, port: int = 3000) -> int:
 def _start_page(stack: LocalStack, port: int):  # type: ignore[no-untyped-def]
     """The sandbox's web page, started before the script so its URL is printed first (and a taken port
     stops the demo before it plays)."""
-    from bot.devtools.sandbox.ui import page_for_stack
 
     try:
         page = page_for_stack(stack, port=port).start()

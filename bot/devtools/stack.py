@@ -1,12 +1,20 @@
 """The bot wired to the local Slack sandbox: the demo, the scenario tests and the benchmarks all start it
-this way, so what the tests prove is what the demo shows."""
+this way, so what the tests prove is what the demo shows. Also the sandbox page for such a stack (PagerDuty
+sends to its bot; the clock runs its scheduled jobs)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from bot.core.clock import utcnow
 from bot.core.config import Settings, load_settings
+from bot.core.db import session_scope
 from bot.devtools.sandbox import DEMO_HUMANS, SlackSandbox
+from bot.devtools.sandbox.pagerduty_sender import PagerDutySender
+from bot.devtools.sandbox.ui import ClockJob, PagerDutyControls, SandboxPage
+from bot.loop import digest, reminders, wins
 from bot.runtime.server import BotServer
 
 SIGNING_SECRET = "sandbox-signing-secret"
@@ -75,3 +83,53 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def page_for_stack(stack: LocalStack, *, port: int = 0, host: str = "127.0.0.1") -> SandboxPage:
+    """The page for a started LocalStack: PagerDuty sends to its bot, the clock runs its scheduled jobs."""
+    settings = stack.settings()
+    secrets = settings.pagerduty_webhook_secrets
+    pagerduty = PagerDutyControls(PagerDutySender(stack.bot_url, secrets[0])) if secrets else None
+    return SandboxPage(stack.sandbox, pagerduty=pagerduty, jobs=stack_jobs(stack), host=host, port=port)
+
+
+def stack_jobs(stack: LocalStack) -> dict[str, ClockJob]:
+    """The scheduled jobs, run now for the current instant (the same functions the scheduler calls)."""
+    assert stack.server is not None and stack.server.runtime is not None, "start the stack first"
+    runtime = stack.server.runtime
+    settings = runtime.settings
+
+    def run(action: Callable[..., Any], **kwargs: Any) -> Any:
+        with session_scope(runtime.engine) as session:
+            result = action(session=session, settings=settings, **kwargs)
+        runtime.outbox.wake()
+        return result
+
+    def run_digest() -> str:
+        now = utcnow()
+        # The digest covers the seven local days before its scheduled day; scheduled for tomorrow, that
+        # is the last seven days including today, so what just happened on the page is in it.
+        series = run(digest.send_digest, now=now, scheduled_for=now + timedelta(days=1))
+        return (
+            f"Digest of the last 7 days posted to #{settings.digest_target}, with a chart of "
+            f"{sum(series.incidents)} incident(s) over {len(series.days)} days"
+        )
+
+    def run_reminders() -> str:
+        now = utcnow()
+        run(reminders.send_retro_reminder, now=now, scheduled_for=now)
+        nudges = run(reminders.send_nudges, now=now)
+        return (
+            f"Retro reminder posted to #{settings.postmortems_channel}; {nudges} nudge(s) due now "
+            "(nudges go out in working hours, from 24 h after a resolve)"
+        )
+
+    def run_wins() -> str:
+        keys = run(wins.announce, now=utcnow())
+        return f"{len(keys)} win(s) or alert(s) announced" if keys else "No new wins or alerts are due"
+
+    return {
+        "digest": ClockJob("Run the weekly digest", run_digest),
+        "reminders": ClockJob("Run reminders and nudges", run_reminders),
+        "wins": ClockJob("Announce wins and alerts", run_wins),
+    }

@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from bot.core.models import ActionItem, ActionItemStatus, Incident
+from bot.core.rendering import format_duration
 
 REPEAT_WINDOW = timedelta(days=30)
 NO_SERVICE = "(no service)"
@@ -296,8 +297,6 @@ def _percent(value: float | None) -> str:
 
 
 def _duration(value: float | None) -> str:
-    from bot.core.rendering import format_duration
-
     return format_duration(None if value is None else round(value))
 
 

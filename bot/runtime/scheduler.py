@@ -36,6 +36,7 @@ from bot.core.clock import utcnow
 from bot.core.config import Settings, WeeklySchedule
 from bot.core.db import insert_ignoring_duplicates, session_scope
 from bot.core.models import JobRun, SchedulerLease
+from bot.loop import digest, reminders, wins
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,7 @@ class Job:
 
 
 def build_jobs(settings: Settings) -> list[Job]:
-    """The fixed set of jobs. Imports are here so that importing this module builds nothing."""
-    from bot.loop import digest, reminders, wins
-
+    """The fixed set of jobs."""
     return [
         # A retro reminder hours after the retro helps nobody.
         Job(

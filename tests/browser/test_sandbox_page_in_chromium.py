@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.devtools.sandbox.ui import SandboxPage, page_for_stack
-from bot.devtools.stack import LocalStack
+from bot.devtools.sandbox.ui import SandboxPage
+from bot.devtools.stack import LocalStack, page_for_stack
 
 pytestmark = pytest.mark.browser
 

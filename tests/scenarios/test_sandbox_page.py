@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.devtools.sandbox.ui import SandboxPage, page_for_stack
-from bot.devtools.stack import LocalStack
+from bot.devtools.sandbox.ui import SandboxPage
+from bot.devtools.stack import LocalStack, page_for_stack
 from bot.slack.blocks import Action, Block
 
 ALICE, BOB = "U0ALICE", "U0BOB"

@@ -25,10 +25,9 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.core.clock import utcnow
 from bot.core.rendering import escape_mrkdwn
@@ -36,9 +35,6 @@ from bot.core.rendering import escape_mrkdwn
 from .pagerduty_sender import FakeIncident, PagerDutySender
 from .sandbox import SlackSandbox
 from .state import DEMO_HUMANS, Delivery, SlackError
-
-if TYPE_CHECKING:
-    from bot.devtools.stack import LocalStack
 
 log = logging.getLogger(__name__)
 
@@ -505,59 +501,3 @@ def _handler_for(page: SandboxPage) -> type[BaseHTTPRequestHandler]:
             self._json(200, result)
 
     return Handler
-
-
-# wiring for the demo --------------------------------------------------------------------------
-
-
-def page_for_stack(stack: LocalStack, *, port: int = 0, host: str = "127.0.0.1") -> SandboxPage:
-    """The page for a started LocalStack: PagerDuty sends to its bot, the clock runs its scheduled jobs."""
-    settings = stack.settings()
-    secrets = settings.pagerduty_webhook_secrets
-    pagerduty = PagerDutyControls(PagerDutySender(stack.bot_url, secrets[0])) if secrets else None
-    return SandboxPage(stack.sandbox, pagerduty=pagerduty, jobs=stack_jobs(stack), host=host, port=port)
-
-
-def stack_jobs(stack: LocalStack) -> dict[str, ClockJob]:
-    """The scheduled jobs, run now for the current instant (the same functions the scheduler calls)."""
-    from bot.core.db import session_scope
-    from bot.loop import digest, reminders, wins
-
-    assert stack.server is not None and stack.server.runtime is not None, "start the stack first"
-    runtime = stack.server.runtime
-    settings = runtime.settings
-
-    def run(action: Callable[..., Any], **kwargs: Any) -> Any:
-        with session_scope(runtime.engine) as session:
-            result = action(session=session, settings=settings, **kwargs)
-        runtime.outbox.wake()
-        return result
-
-    def run_digest() -> str:
-        now = utcnow()
-        # The digest covers the seven local days before its scheduled day; scheduled for tomorrow, that
-        # is the last seven days including today, so what just happened on the page is in it.
-        series = run(digest.send_digest, now=now, scheduled_for=now + timedelta(days=1))
-        return (
-            f"Digest of the last 7 days posted to #{settings.digest_target}, with a chart of "
-            f"{sum(series.incidents)} incident(s) over {len(series.days)} days"
-        )
-
-    def run_reminders() -> str:
-        now = utcnow()
-        run(reminders.send_retro_reminder, now=now, scheduled_for=now)
-        nudges = run(reminders.send_nudges, now=now)
-        return (
-            f"Retro reminder posted to #{settings.postmortems_channel}; {nudges} nudge(s) due now "
-            "(nudges go out in working hours, from 24 h after a resolve)"
-        )
-
-    def run_wins() -> str:
-        keys = run(wins.announce, now=utcnow())
-        return f"{len(keys)} win(s) or alert(s) announced" if keys else "No new wins or alerts are due"
-
-    return {
-        "digest": ClockJob("Run the weekly digest", run_digest),
-        "reminders": ClockJob("Run reminders and nudges", run_reminders),
-        "wins": ClockJob("Announce wins and alerts", run_wins),
-    }
