@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LINT_PATHS := bot handlers tests $(wildcard benchmarks)
 
-.PHONY: demo demo-once test lint format bench bench-quick clean
+.PHONY: demo demo-once test lint format package-check bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format $(LINT_PATHS)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
+
+package-check: $(STAMP)  ## the wheel and the sdist, each in a clean venv, play the demo (~2 min)
+	bash .ci/package-check
 
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP)

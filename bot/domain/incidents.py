@@ -1,8 +1,7 @@
 """Incidents and their lifecycle instants. No Slack here: callers pass ids and instants.
 
-Rule from PagerDuty's delivery model (DESIGN 6): events arrive late, twice and out of order, so each
-instant keeps the earliest value seen and an incident never moves backwards.
-"""
+Rule from PagerDuty's delivery model (docs/architecture.md, "PagerDuty"): events arrive late, twice and out
+of order, so each instant keeps the earliest value seen and an incident never moves backwards."""
 
 from __future__ import annotations
 

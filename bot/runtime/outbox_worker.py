@@ -6,7 +6,7 @@ enqueued twice is one message. A "post" row with a `message_key` posts the first
 that same Slack message (`chat.update`) afterwards, so a card or a summary is never posted twice.
 
 Slack rate-limits about one message per second per channel and answers 429 with `Retry-After`
-(DESIGN 5): the worker reschedules the row for then, without blocking any listener.
+(docs/architecture.md, "Slack"): the worker reschedules the row for then, without blocking any listener.
 
 Delivery guarantee (what the fault tests in tests/faults/ prove):
 

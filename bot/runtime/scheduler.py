@@ -1,6 +1,6 @@
 """Scheduled jobs: a few fixed sweeps over database state, run by exactly one replica.
 
-Rules (DESIGN 3 and 9):
+Rules (docs/architecture.md, "Scheduled jobs"):
 - APScheduler 3's BackgroundScheduler with an explicit timezone (TIMEZONE), a memory job store, fixed job
   ids, coalescing and a misfire grace that fits each job. No job per incident and no pickled arguments:
   a job is a sweep that reads what is due from the tables.

@@ -1,7 +1,7 @@
 """HTTP routes, as one small WSGI app served by waitress (a production server with a thread pool).
 
-Bolt's sync handler runs on waitress's threads; it must never run inside an asyncio loop (DESIGN 3:
-that blocks the loop and drops throughput to ~89 req/s).
+Bolt's sync handler runs on waitress's threads; it must never run inside an asyncio loop (that
+blocks the loop and drops throughput to ~89 req/s: docs/architecture.md, "Runtime model").
 """
 
 from __future__ import annotations

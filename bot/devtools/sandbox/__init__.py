@@ -1,6 +1,6 @@
 """A local, strict stand-in for Slack: Web API, Socket Mode and a sender of signed requests.
 
-See DESIGN.md section 7 and ``bot/devtools/sandbox/README.md``.
+See docs/architecture.md ("The sandbox") and ``bot/devtools/sandbox/README.md``.
 """
 
 from .faults import Faults

@@ -1,4 +1,5 @@
-"""``SlackSandbox``: a local, strict stand-in for Slack, served over real HTTP (DESIGN section 7)."""
+"""``SlackSandbox``: a local, strict stand-in for Slack, served over real HTTP (docs/architecture.md,
+"The sandbox")."""
 
 from __future__ import annotations
 

@@ -149,7 +149,7 @@ class WebApiMixin(WorkspaceState):
             raise SlackError("msg_too_long")
         if blocks and not text:
             # House rule, stricter than Slack (which only warns): every message with blocks carries
-            # a `text` fallback for notifications and screen readers (DESIGN section 5).
+            # a `text` fallback for notifications and screen readers (docs/architecture.md, "Slack").
             raise SlackError(
                 "missing_text_fallback",
                 messages=["messages with blocks must also carry `text` (sandbox house rule)"],
