@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, TypeVar
 from bot.core.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
     from sqlmodel import Session
 
 T = TypeVar("T")
@@ -38,7 +41,7 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(once=args.once, port=args.port)
 
 
-def _local_day(text: str, tz):  # type: ignore[no-untyped-def]
+def _local_day(text: str, tz: ZoneInfo) -> datetime:
     """A YYYY-MM-DD date at midnight in TIMEZONE, as aware UTC."""
     from datetime import UTC, date, datetime, time
 
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     # Alembic narrates every plugin and step at INFO; the CLI says what matters itself.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        return args.func(args)
+        command: Callable[[argparse.Namespace], int] = args.func  # set_defaults(func=...) per command
+        return command(args)
     except ConfigError as exc:
         print(f"postmortem-bot: {exc}", file=sys.stderr)
         return 2

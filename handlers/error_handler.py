@@ -54,7 +54,7 @@ def _tell(client: WebClient, body: dict[str, Any], message: str) -> None:
     view_type = (body.get("view") or {}).get("type")
     trigger_id = body.get("trigger_id")
     try:
-        if channel:
+        if channel and user:  # an ephemeral is for one person: without one, only a modal can tell
             try:
                 client.chat_postEphemeral(channel=channel, user=user, text=message)
                 return

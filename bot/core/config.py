@@ -78,9 +78,13 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
+def _csv_parts(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
+        return _csv_parts(value)
     return value
 
 
@@ -141,7 +145,7 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         mapping: dict[str, str] = {}
-        for entry in _split_csv(value):  # type: ignore[union-attr]
+        for entry in _csv_parts(value):
             service, sep, channel = entry.partition("=")
             channel = channel.strip().lstrip("#")
             if not sep or not service.strip() or not channel:

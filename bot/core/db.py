@@ -12,10 +12,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, literal_column, text
+from sqlalchemy import Engine, Integer, create_engine, event, literal_column, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.expression import Insert
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -46,8 +47,8 @@ def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=10)
 
-    database = make_url(url).database
-    on_disk = bool(database) and database != ":memory:"
+    database = make_url(url).database or ""
+    on_disk = database not in ("", ":memory:")
     if on_disk:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     # Keep a connection per server thread (16) plus the workers: past the pool size SQLAlchemy opens a
@@ -206,8 +207,12 @@ def insert_ignoring_duplicates(session: Session, model: type, values: dict[str, 
     The idempotency primitive: the outbox, the delivery archive, job runs and announcements all rely on a
     unique key making the second insert of the same thing a no-op.
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(model).values(**values).on_conflict_do_nothing().returning(literal_column("1"))
+    ignoring_duplicates: Insert
+    if session.get_bind().dialect.name == "postgresql":
+        ignoring_duplicates = pg_insert(model).values(**values).on_conflict_do_nothing()
+    else:
+        ignoring_duplicates = sqlite_insert(model).values(**values).on_conflict_do_nothing()
+    statement = ignoring_duplicates.returning(literal_column("1", Integer))
     # Count the returned rows: with RETURNING, psycopg reports rowcount -1 when the conflict skipped
     # the insert, so `bool(rowcount)` would say True for a duplicate on PostgreSQL.
     return session.execute(statement).first() is not None

@@ -9,9 +9,32 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+
+class _Row(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def id_of(row: _Row) -> int:
+    """The primary key of a stored row. A row gets its id when the session flushes it; asking for the id
+    of a row that was never flushed is a programming error, not a missing value."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: add it to the session and flush first")
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Table of a table model (what SQLModel sets as `model.__table__`, which its typing does not
+    declare), looked up on the shared metadata by the model's table name."""
+    name = model.__tablename__
+    if not isinstance(name, str):
+        raise TypeError(f"{model.__name__} has no fixed table name")
+    return model.metadata.tables[name]
 
 
 class IncidentStatus(StrEnum):
@@ -132,7 +155,7 @@ class PostmortemRevision(SQLModel, table=True):
     author_id: str = Field(max_length=32)
     action: str = Field(max_length=16)  # "save", "publish" or "restore"
     changed_fields: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    snapshot: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime
 
 
@@ -217,7 +240,7 @@ class OutboxMessage(SQLModel, table=True):
     kind: str = Field(max_length=32)
     channel: str = Field(max_length=80)
     message_key: str | None = Field(default=None, max_length=255)
-    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = Field(default=OutboxStatus.PENDING, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime

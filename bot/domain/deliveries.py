@@ -16,7 +16,7 @@ from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.core.db import insert_ignoring_duplicates
-from bot.core.models import InboundDelivery
+from bot.core.models import InboundDelivery, table_of
 
 
 def archive_delivery(
@@ -96,7 +96,7 @@ def store_deliveries(
     (compiled-cache keys, execution context, result metadata), not in the database."""
     dialect = connection.dialect
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    received_type = InboundDelivery.__table__.c.received_at.type
+    received_type = table_of(InboundDelivery).c.received_at.type
     received_at = (received_type.dialect_impl(dialect).bind_processor(dialect) or (lambda value: value))(at)
     values = ", ".join([f"({', '.join([mark] * len(_STORED_COLUMNS))})"] * len(deliveries))
     sql = (
@@ -120,7 +120,9 @@ def due_deliveries(*, source: str, now: datetime) -> SelectOfScalar[InboundDeliv
     return (
         select(InboundDelivery)
         .where(InboundDelivery.source == source, col(InboundDelivery.processed_at).is_(None))
-        .where(or_(col(InboundDelivery.next_attempt_at).is_(None), InboundDelivery.next_attempt_at <= now))
+        .where(
+            or_(col(InboundDelivery.next_attempt_at).is_(None), col(InboundDelivery.next_attempt_at) <= now)
+        )
         .order_by(col(InboundDelivery.id))
     )
 

@@ -5,11 +5,14 @@ Rendered when a post-mortem is published and whenever what it shows changes (bot
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from bot.core.models import Incident, Postmortem, TimelineEntry
+from bot.core.models import ActionItem, Incident, Postmortem, TimelineEntry
 from bot.core.rendering import format_duration, format_instant, render
 from bot.domain.incidents import display_id
 from bot.domain.postmortems import action_items_of
@@ -20,7 +23,21 @@ def timeline_of(*, session: Session, incident: Incident) -> list[TimelineEntry]:
     return list(session.exec(statement.order_by(col(TimelineEntry.occurred_at))))
 
 
-def document_context(*, session: Session, incident: Incident, postmortem: Postmortem, tz: ZoneInfo) -> dict:
+class DocumentContext(TypedDict):
+    """What the Markdown document and the Slack summary templates are rendered with."""
+
+    incident: Incident
+    incident_ref: str
+    postmortem: Postmortem
+    action_items: list[ActionItem]
+    timeline: list[TimelineEntry]
+    resolution_time: str
+    when: Callable[[datetime | None], str]
+
+
+def document_context(
+    *, session: Session, incident: Incident, postmortem: Postmortem, tz: ZoneInfo
+) -> DocumentContext:
     """Everything the Markdown and Slack templates show, computed once."""
     return {
         "incident": incident,

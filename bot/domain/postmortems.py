@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -22,6 +23,7 @@ from bot.core.models import (
     Postmortem,
     PostmortemRevision,
     PostmortemStatus,
+    id_of,
 )
 from bot.domain.incidents import refresh_durations
 
@@ -115,17 +117,17 @@ def saved_due_dates(*, session: Session, postmortem: Postmortem | None) -> set[d
     """The due dates already stored for the post-mortem's action items (see `validate`)."""
     if postmortem is None or postmortem.id is None:
         return set()
-    statement = select(ActionItem.due_date).where(
+    statement = select(col(ActionItem.due_date)).where(
         ActionItem.postmortem_id == postmortem.id, col(ActionItem.due_date).is_not(None)
     )
-    return set(session.exec(statement))
+    return {due_date for due_date in session.exec(statement) if due_date is not None}
 
 
 def start_postmortem(*, session: Session, incident: Incident, owner_id: str, at: datetime) -> Postmortem:
     """The incident's post-mortem, created as an empty draft owned by the first person to open it."""
     postmortem = postmortem_for(session=session, incident=incident)
     if postmortem is None:
-        postmortem = Postmortem(incident_id=incident.id, owner_id=owner_id, created_at=at, updated_at=at)  # type: ignore[arg-type]
+        postmortem = Postmortem(incident_id=id_of(incident), owner_id=owner_id, created_at=at, updated_at=at)
         session.add(postmortem)
         session.flush()
     return postmortem
@@ -243,7 +245,7 @@ def save_postmortem(
         postmortem=postmortem,
         revision=revision,
         first_publication=first_publication,
-        item_ids=[item.id for item in action_items_of(session=session, postmortem=postmortem)],
+        item_ids=[id_of(item) for item in action_items_of(session=session, postmortem=postmortem)],
     )
 
 
@@ -266,7 +268,7 @@ def _replace_action_items(
         if row is None:
             session.add(
                 ActionItem(
-                    postmortem_id=postmortem.id,  # type: ignore[arg-type]
+                    postmortem_id=id_of(postmortem),
                     incident_id=postmortem.incident_id,
                     position=position,
                     text=text,
@@ -297,7 +299,7 @@ def _replace_action_items(
     session.flush()
 
 
-def snapshot(*, session: Session, postmortem: Postmortem) -> dict:
+def snapshot(*, session: Session, postmortem: Postmortem) -> dict[str, Any]:
     """The whole editable content, JSON-ready: what a revision stores and what `restore` brings back."""
     return {
         "summary": postmortem.summary,
@@ -321,12 +323,18 @@ def snapshot(*, session: Session, postmortem: Postmortem) -> dict:
 
 
 def _record_revision(
-    *, session: Session, postmortem: Postmortem, before: dict, author_id: str, action: str, at: datetime
+    *,
+    session: Session,
+    postmortem: Postmortem,
+    before: dict[str, Any],
+    author_id: str,
+    action: str,
+    at: datetime,
 ) -> PostmortemRevision:
     after = snapshot(session=session, postmortem=postmortem)
     postmortem.revision += 1
     revision = PostmortemRevision(
-        postmortem_id=postmortem.id,  # type: ignore[arg-type]
+        postmortem_id=id_of(postmortem),
         number=postmortem.revision,
         author_id=author_id,
         action=action,

@@ -73,12 +73,13 @@ def _modal_content(
 ) -> ModalContent | None:
     """The modal for the incident's draft; with `at`, the draft is started if there is none yet."""
     incident = get_incident(session=session, incident_id=incident_id)
+    postmortem: Postmortem | None
     if at is not None:
         postmortem = start_postmortem(session=session, incident=incident, owner_id=user_id, at=at)
     else:
         postmortem = postmortem_for(session=session, incident=incident)
-        if postmortem is None:
-            return None
+    if postmortem is None:
+        return None
     return ModalContent(
         incident_id=incident_id,
         incident_title=incident.title,

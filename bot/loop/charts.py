@@ -55,20 +55,29 @@ def render_chart(series: ChartSeries, *, target_minutes: int | None = None) -> b
     # memory and most of a second of import time for a server that draws one chart a week (B6).
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
-    ax.bar(series.days, series.incidents, color="#4a90d9", label="Incidents per day")
+    # matplotlib's stubs type x as numbers; dates are converted by its unit registry at run time.
+    ax.bar(series.days, series.incidents, color="#4a90d9", label="Incidents per day")  # type: ignore[arg-type]
     ax.set_ylabel("Incidents")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    locator = ax.yaxis.get_major_locator()
+    if not isinstance(locator, MaxNLocator):  # a linear axis's default, AutoLocator, is one
+        raise TypeError(f"expected the y axis to have a MaxNLocator, got {type(locator).__name__}")
+    locator.set_params(integer=True)
     minutes = figure.axes[0].twinx()
     points = [
         (d, m) for d, m in zip(series.days, series.mean_minutes_to_resolve, strict=True) if m is not None
     ]
     if points:
         minutes.plot(
-            [d for d, _ in points], [m for _, m in points], color="#d0021b", marker="o", linewidth=1.5
+            [d for d, _ in points],  # type: ignore[arg-type]  # dates: see ax.bar above
+            [m for _, m in points],
+            color="#d0021b",
+            marker="o",
+            linewidth=1.5,
         )
     if target_minutes:
         minutes.axhline(target_minutes, color="#d0021b", linestyle=":", linewidth=1)

@@ -7,7 +7,8 @@ to Sunday). One message and one chart per week, keyed by the week's first day.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
@@ -26,9 +27,16 @@ CHART_WEEKS = 8
 _TREND_EMOJI = {"better": ":small_green_triangle:", "worse": ":small_red_triangle_down:", None: ""}
 
 
+def _due_date(item: ActionItem) -> date:
+    """An overdue item's due date (the overdue query selects only items that have one)."""
+    if item.due_date is None:
+        raise ValueError(f"action item {item.id} has no due date, so it cannot be overdue")
+    return item.due_date
+
+
 def digest_message(
     *, session: Session, settings: Settings, week_start: datetime, week_end: datetime
-) -> tuple[str, list[dict], ChartSeries]:
+) -> tuple[str, list[dict[str, Any]], ChartSeries]:
     tz = settings.tz
     args = {"session": session, "response_target_minutes": settings.response_target_minutes, "tz": tz}
     this = compute_kpis(since=week_start, until=week_end, **args)  # type: ignore[arg-type]
@@ -94,9 +102,9 @@ def digest_message(
             {
                 "text": public_item_text(item.text, incident, postmortem),
                 "owner": item.owner_id,
-                "due": item.due_date.isoformat(),
+                "due": _due_date(item).isoformat(),
                 "ref": display_id(incident),
-            }  # type: ignore[union-attr]
+            }
             for item, incident, postmortem in overdue
         ],
         overdue_total=overdue_total,

@@ -8,26 +8,27 @@ a median is the middle row (or two) of an ordered, offset query, so only those r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Interval, and_, case, func, literal_column, or_, select
+from sqlalchemy import Interval, SQLColumnExpression, and_, case, func, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from bot.core.models import ActionItem, ActionItemStatus, Incident
+from bot.core.models import ActionItem, ActionItemStatus, Incident, table_of
 from bot.core.rendering import format_duration
 
 REPEAT_WINDOW = timedelta(days=30)
 NO_SERVICE = "(no service)"
 
 _DURATIONS = {
-    "acknowledge": Incident.seconds_to_acknowledge,
-    "first_response": Incident.seconds_to_first_response,
-    "resolve": Incident.seconds_to_resolve,
-    "document": Incident.seconds_to_document,
+    "acknowledge": col(Incident.seconds_to_acknowledge),
+    "first_response": col(Incident.seconds_to_first_response),
+    "resolve": col(Incident.seconds_to_resolve),
+    "document": col(Incident.seconds_to_document),
 }
 
 
@@ -67,7 +68,7 @@ class KpiReport:
     overall: Kpis
     by_service: dict[str, Kpis] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
@@ -95,24 +96,25 @@ def median(values: Sequence[int]) -> float | None:
     return (values[middle - 1] + values[middle]) / 2
 
 
-def _service_key() -> ColumnElement:
+def _service_key() -> SQLColumnExpression[str | None]:
     # Grouped by the bare column (PostgreSQL refuses GROUP BY coalesce(col, <parameter>) when the
     # parameter is bound twice); incidents without a service are named in Python.
     return col(Incident.service_name)
 
 
-def _triggered_at(dialect: str) -> ColumnElement:
+def _triggered_at(dialect: str) -> SQLColumnExpression[datetime]:
     """triggered_at for a period's bounds. On SQLite as `+triggered_at`, which its planner cannot serve from
     the triggered_at index: without statistics on how much of the table a period covers, it took that
     index even for a whole year (a random table read per row: 30 s over 1M incidents), where a covering
     index read in the order the query needs (service, or the duration for a median) is the fast path."""
     column = col(Incident.triggered_at)
     if dialect == "sqlite":
-        return literal_column(f"+{Incident.__tablename__}.triggered_at", type_=column.type)
+        column_type = table_of(Incident).c.triggered_at.type
+        return literal_column(f"+{Incident.__tablename__}.triggered_at", type_=column_type)
     return column
 
 
-def _period(since: datetime, until: datetime, service: str | None, dialect: str) -> list[ColumnElement]:
+def _period(since: datetime, until: datetime, service: str | None, dialect: str) -> list[ColumnElement[bool]]:
     instant = _triggered_at(dialect)
     conditions = [instant >= since, instant < until]
     if service is not None:
@@ -177,7 +179,7 @@ def compute_kpis(
     )
 
 
-def _kpis_of(row: Sequence) -> Kpis:
+def _kpis_of(row: Sequence[Any]) -> Kpis:
     total, n_ack, n_resp, n_res, n_doc, s_ack, s_resp, s_res, s_doc, within = row
     within = int(within or 0)
     return Kpis(
@@ -197,7 +199,7 @@ def _kpis_of(row: Sequence) -> Kpis:
 
 
 def _median_in_sql(
-    session: Session, column: ColumnElement, where: list[ColumnElement], count: int
+    session: Session, column: SQLColumnExpression[int | None], where: list[ColumnElement[bool]], count: int
 ) -> float | None:
     """The median of `column`'s `count` non-null values under `where`: the middle row, or the mean of the
     two middle rows, of the ordered values (the same figure as `median`, without fetching the rest).
@@ -213,7 +215,7 @@ def _median_in_sql(
         .limit(2 - count % 2)
     )
     values = session.execute(statement).scalars()
-    return median([int(value) for value in values])
+    return median([int(value) for value in values if value is not None])
 
 
 def _repeat_incidents(
@@ -224,15 +226,20 @@ def _repeat_incidents(
     The previous instant comes from a window function (LAG, on both backends) and the 30-day comparison
     runs in SQL too (`_window_before`, spelled per dialect), so only one count per service comes back."""
     previous = (
-        func.lag(Incident.triggered_at)
-        .over(partition_by=Incident.service_name, order_by=(Incident.triggered_at, Incident.id))
+        func.lag(col(Incident.triggered_at))
+        .over(
+            partition_by=col(Incident.service_name),
+            order_by=(col(Incident.triggered_at), col(Incident.id)),
+        )
         .label("previous")
     )
     conditions = [
         col(Incident.service_name).is_not(None),
         *_period(since - REPEAT_WINDOW, until, service, session.get_bind().dialect.name),
     ]
-    windowed = select(Incident.service_name, Incident.triggered_at, previous).where(*conditions).subquery()
+    windowed = (
+        select(col(Incident.service_name), col(Incident.triggered_at), previous).where(*conditions).subquery()
+    )
     window_start = _window_before(windowed.c.triggered_at, session.get_bind().dialect.name)
     rows = session.execute(
         select(windowed.c.service_name, func.count())
@@ -242,7 +249,9 @@ def _repeat_incidents(
     return {name: count for name, count in rows}
 
 
-def _window_before(instant: ColumnElement, dialect: str) -> ColumnElement:
+def _window_before(
+    instant: ColumnElement[datetime], dialect: str
+) -> ColumnElement[datetime] | ColumnElement[str]:
     """`instant` - REPEAT_WINDOW, exactly (to the microsecond) on both backends."""
     if dialect == "postgresql":
         # Seconds, not days: a day interval on timestamptz follows the session's daylight saving.
@@ -315,7 +324,7 @@ KPI_FIELDS: list[tuple[str, str, str, str | None]] = [
     ("Action items completed", "action_items_completed", "count", "higher"),
     ("Action items overdue", "action_items_overdue", "count", "lower"),
 ]
-_SHOW = {"count": str, "duration": _duration, "percent": _percent}
+_SHOW: dict[str, Callable[[float | None], str]] = {"count": str, "duration": _duration, "percent": _percent}
 
 
 def kpi_rows(k: Kpis) -> list[tuple[str, str]]:

@@ -22,8 +22,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Engine, case, func, literal_column, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Engine, SQLColumnExpression, case, func, literal_column, select
 from sqlmodel import Session, col
 
 from bot.core.clock import utcnow
@@ -55,7 +54,7 @@ BUCKETS: tuple[int, ...] = (
 )
 
 # metric name (without prefix and unit) -> (integer seconds column, help text)
-HISTOGRAMS: dict[str, tuple[ColumnElement, str]] = {
+HISTOGRAMS: dict[str, tuple[SQLColumnExpression[int | None], str]] = {
     "time_to_acknowledge": (
         col(Incident.seconds_to_acknowledge),
         "Seconds from an incident's trigger to its first acknowledgement.",
@@ -122,7 +121,7 @@ class DatabaseCollector:
         urgency: per column COUNT, SUM and one COUNT(CASE WHEN seconds <= le THEN 1 END) per bucket, which
         is already the cumulative count Prometheus wants. Histograms are per service: urgencies are summed
         here."""
-        aggregates: list[ColumnElement] = [func.count()]
+        aggregates: list[SQLColumnExpression[int | None]] = [func.count()]
         for column, _ in HISTOGRAMS.values():
             aggregates += [func.count(column), func.sum(column)]
             # COUNT(CASE ...) with no ELSE: measured ~30% faster on SQLite than SUM(CASE ... ELSE 0 END).
@@ -157,7 +156,11 @@ class DatabaseCollector:
             family = HistogramMetricFamily(histogram_name(kind), help_text, labels=["service"])
             for name, totals in per_service.items():
                 count, total, *cumulative = totals[index]
-                buckets = [(floatToGoString(le), n) for le, n in zip(BUCKETS, cumulative, strict=True)]
+                buckets = [
+                    # prometheus_client.utils.floatToGoString has no annotations (str in, str out).
+                    (floatToGoString(le), n)  # type: ignore[no-untyped-call]
+                    for le, n in zip(BUCKETS, cumulative, strict=True)
+                ]
                 buckets.append(("+Inf", count))
                 family.add_metric([name], buckets, total)
             yield family

@@ -15,6 +15,7 @@ is sent, so a bot that was down does not send a backlog. Nudges to people go out
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
@@ -61,7 +62,7 @@ def send_retro_reminder(
 
 def retro_reminder_message(
     *, session: Session, settings: Settings, since: datetime, until: datetime
-) -> tuple[str, list[dict]]:
+) -> tuple[str, list[dict[str, Any]]]:
     tz = settings.tz
     published = session.exec(
         select(Postmortem, Incident)

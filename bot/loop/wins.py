@@ -74,7 +74,7 @@ def announce_wins(*, session: Session, settings: Settings, now: datetime) -> lis
     ).all()
     label = start.astimezone(tz).date().isoformat()
     responders = _people([i.first_responder for i in incidents])
-    wins: list[tuple[str, dict]] = []
+    wins: list[tuple[str, dict[str, object]]] = []
     if week.incidents and week.within_target == week.incidents:
         wins.append(("response_target", {"people": responders}))
     if week.incidents and week.documented == week.incidents:

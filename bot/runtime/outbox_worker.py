@@ -33,7 +33,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -49,6 +49,7 @@ from bot.slack.channels import ChannelDirectory, ChannelNotFound, is_channel_id,
 from bot.slack.outbox import ChannelHook, OutboxKind
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_ATTEMPTS = 8
 CLAIM_SECONDS = 60
@@ -300,7 +301,8 @@ class OutboxWorker(PollingWorker):
                 return None  # posting needs membership, so nothing was posted there
             raise
         filename = row.payload.get("filename")
-        for message in page.get("messages", []):
+        messages: list[dict[str, Any]] = page.get("messages", [])
+        for message in messages:
             metadata = message.get("metadata") or {}
             if metadata.get("event_type") == OUTBOX_EVENT_TYPE and (
                 (metadata.get("event_payload") or {}).get("key") == row.key
@@ -336,7 +338,7 @@ class OutboxWorker(PollingWorker):
         is_private = bool(joined.get("is_private"))
         return {"id": channel_id, "name": joined.get("name", name), "is_private": is_private}
 
-    def _with_join(self, channel: str, call):  # type: ignore[no-untyped-def]
+    def _with_join(self, channel: str, call: Callable[[], _T]) -> _T:
         """Run `call`; on `not_in_channel`, join the (public) channel once and try again."""
         try:
             return call()

@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from bot.core.clock import utcnow
 from bot.core.config import Settings
 from bot.core.db import read_scope, session_scope
+from bot.core.models import id_of
 from bot.domain.deliveries import claim_due_delivery, due_deliveries, record_failure
 from bot.domain.pagerduty import SOURCE, Outcome
 from bot.flows.incident_events import process_delivery
@@ -87,7 +88,7 @@ class DeliveryProcessor(PollingWorker):
             delivery = claim_due_delivery(session, source=SOURCE, now=now)
             if delivery is None:
                 return None
-            row_id, delivery_id, attempts = delivery.id, delivery.delivery_id, delivery.attempts + 1
+            row_id, delivery_id, attempts = id_of(delivery), delivery.delivery_id, delivery.attempts + 1
             try:
                 with session.begin_nested():
                     outcome: Outcome | Exception = process_delivery(

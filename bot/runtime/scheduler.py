@@ -19,17 +19,17 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job as ScheduledJob
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import CursorResult, Engine, or_, update
 from sqlmodel import Session, col, select
 
 from bot.core.clock import utcnow
@@ -88,7 +88,11 @@ class Every:
 
 
 # What a job does: act on the database (enqueue into the outbox) for the run scheduled at `scheduled_for`.
-JobAction = Callable[..., None]
+# Its return value (a count, the keys announced...) is for the tests; the runner ignores it.
+class JobAction(Protocol):
+    def __call__(
+        self, *, session: Session, settings: Settings, now: datetime, scheduled_for: datetime
+    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -139,13 +143,15 @@ class JobRunner:
         """Take or renew the lease; True when this replica is the leader until now + 45 s."""
         expires = now + timedelta(seconds=LEASE_SECONDS)
         with session_scope(self.engine) as session:
-            taken = session.execute(
+            result = session.execute(
                 update(SchedulerLease)
                 .where(col(SchedulerLease.name) == LEASE_NAME)
                 .where(or_(col(SchedulerLease.expires_at) < now, col(SchedulerLease.holder) == self.holder))
                 .values(holder=self.holder, expires_at=expires)
-            ).rowcount  # type: ignore[attr-defined]
-            if taken:
+            )
+            if not isinstance(result, CursorResult):
+                raise TypeError(f"an UPDATE returns a CursorResult, got {type(result).__name__}")
+            if result.rowcount:
                 return True
             return insert_ignoring_duplicates(
                 session, SchedulerLease, {"name": LEASE_NAME, "holder": self.holder, "expires_at": expires}
@@ -246,7 +252,7 @@ class Scheduler:
         aps.add_job(self.renew_lease, id="scheduler_startup", replace_existing=True)
         return self
 
-    def jobs(self) -> list:  # type: ignore[type-arg]
+    def jobs(self) -> list[ScheduledJob]:
         return self._aps.get_jobs() if self._aps else []
 
     def renew_lease(self, now: datetime | None = None) -> None:

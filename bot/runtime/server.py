@@ -16,6 +16,7 @@ from slack_bolt import App, BoltContext
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import make_url
+from waitress.server import BaseWSGIServer
 
 import handlers
 from bot.core.config import Settings
@@ -126,7 +127,7 @@ class BotServer:
         self.settings = settings
         self._threads = threads
         self.process: Process | None = None
-        self._server = None
+        self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._socket_mode: SocketModeHandler | None = None
         self._stopped = threading.Event()
@@ -139,7 +140,8 @@ class BotServer:
     @property
     def url(self) -> str:
         assert self._server is not None, "start() first"
-        return f"http://127.0.0.1:{self._server.effective_port}"
+        # waitress sets effective_port when it binds; types-waitress does not declare it.
+        return f"http://127.0.0.1:{self._server.effective_port}"  # type: ignore[attr-defined]
 
     def start(self) -> BotServer:
         upgrade(self.settings.database_url)
@@ -148,13 +150,13 @@ class BotServer:
         process.ingest.start()  # before the server: a webhook waits for it to store the delivery
         app = create_app(runtime)
         socket_mode = self.settings.slack_app_token is not None
-        self._server = make_server(
+        self._server = server = make_server(
             create_wsgi_app(process, None if socket_mode else app),
             self.settings.host,
             self.settings.port,
             threads=self._threads,
         )
-        self._thread = threading.Thread(target=self._serve_http, name="http", daemon=True)
+        self._thread = threading.Thread(target=self._serve_http, args=(server,), name="http", daemon=True)
         self._thread.start()
         if socket_mode:
             self._socket_mode = SocketModeHandler(
@@ -162,7 +164,8 @@ class BotServer:
                 app_token=self.settings.slack_app_token,
                 web_client=make_client(self.settings, token=self.settings.slack_app_token),
             )
-            self._socket_mode.connect()
+            # slack_bolt's SocketModeHandler.connect/close carry no annotations.
+            self._socket_mode.connect()  # type: ignore[no-untyped-call]
         self._join_channels(runtime)
         process.outbox.start()
         process.processor.start()  # processes what an earlier run stored and left unprocessed, too
@@ -176,9 +179,9 @@ class BotServer:
         log.info("postmortem-bot listening on %s (%s)", self.url, "Socket Mode" if socket_mode else "HTTP")
         return self
 
-    def _serve_http(self) -> None:
+    def _serve_http(self, server: BaseWSGIServer) -> None:
         try:
-            self._server.run()
+            server.run()
         except OSError:
             # close() from stop() pulls the socket out from under waitress's select(); that is the exit.
             if not self._stopped.is_set():
@@ -209,7 +212,7 @@ class BotServer:
             self.process.processor.stop()
             self.process.outbox.stop()
         if self._socket_mode is not None:
-            self._socket_mode.close()
+            self._socket_mode.close()  # type: ignore[no-untyped-call]  # unannotated, as connect
         if self._server is not None:
             self._server.close()
         if self._thread is not None:

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from sqlalchemy import Engine
-from waitress.server import create_server
+from waitress.server import BaseWSGIServer, create_server
 
 from bot.core.db import read_scope
 from bot.domain.deliveries import backlog
@@ -209,7 +209,7 @@ def slack_events(bolt_app: App, signing_secret: str) -> Route:
             return json_response(401, {"error": "invalid signature"})
         try:
             request = BoltRequest(
-                body=body.decode("utf-8"), query=environ.get("QUERY_STRING", ""), headers=headers
+                body=body.decode("utf-8"), query=environ.get("QUERY_STRING", ""), headers={**headers}
             )
             problem = slack_shape_problem(request.body)
         except (ValueError, TypeError, AttributeError, RecursionError):
@@ -244,9 +244,9 @@ def metrics(engine: Engine, tz: ZoneInfo) -> Route:
     return route
 
 
-def make_server(app: Router, host: str, port: int, threads: int = 16):  # type: ignore[no-untyped-def]
+def make_server(app: Router, host: str, port: int, threads: int = 16) -> BaseWSGIServer:
     """A waitress server; `.run()` serves until `.close()`. `port=0` picks a free port (`.effective_port`)."""
-    return create_server(
+    server = create_server(
         app,
         host=host,
         port=port,
@@ -255,3 +255,7 @@ def make_server(app: Router, host: str, port: int, threads: int = 16):  # type: 
         ident="postmortem-bot",
         clear_untrusted_proxy_headers=True,
     )
+    # waitress returns a MultiSocketServer only for several `listen` addresses; one host is one socket.
+    if not isinstance(server, BaseWSGIServer):
+        raise TypeError(f"expected one listening socket for {host}:{port}, got {type(server).__name__}")
+    return server

@@ -12,5 +12,6 @@ def make_client(settings: Settings, token: str | None = None) -> WebClient:
     return WebClient(
         token=token or settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        timeout=settings.slack_api_timeout_seconds,
+        # slack_sdk annotates `timeout` as int, but passes it on to urllib, which takes seconds as a float.
+        timeout=settings.slack_api_timeout_seconds,  # type: ignore[arg-type]
     )

@@ -132,7 +132,7 @@ def incident_card(
 
 def feedback_message(
     *, title: str, body: str, fallback: str, footer: str | None = None
-) -> tuple[str, list[dict]]:
+) -> tuple[str, list[dict[str, Any]]]:
     """A scheduled message (retro reminder, digest, win, alert): a header, the rendered mrkdwn body cut
     into sections at paragraph breaks (each under Slack's section limit), and an optional footer."""
     sections: list[dict[str, Any]] = []
@@ -153,7 +153,7 @@ def feedback_message(
 
 def nudge_message(
     *, body: str, fallback: str, snooze_value: str, open_incident_id: int | None = None
-) -> tuple[str, list[dict]]:
+) -> tuple[str, list[dict[str, Any]]]:
     """A reminder to one person or channel, with a snooze button (and a way to write the post-mortem)."""
     buttons = []
     if open_incident_id is not None:

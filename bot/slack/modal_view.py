@@ -236,7 +236,10 @@ def _action_item_row(index: int, item: ActionItemInput) -> list[dict[str, Any]]:
 
 
 def modal_metadata(view: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(view.get("private_metadata") or "{}")
+    metadata = json.loads(view.get("private_metadata") or "{}")
+    if not isinstance(metadata, dict):
+        raise ValueError(f"the view's private_metadata is not a JSON object: {metadata!r}")
+    return metadata
 
 
 def read_modal(view: dict[str, Any]) -> PostmortemDraft:

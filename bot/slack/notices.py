@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
 from bot.core.config import Settings
-from bot.core.models import Incident, Postmortem, SlackMessage, TimelineEntry
+from bot.core.models import Incident, Postmortem, SlackMessage, TimelineEntry, id_of
 from bot.core.rendering import escape_mrkdwn, format_duration, format_instant, render
 from bot.domain.document import document_context
 from bot.domain.incidents import display_id, incident_channel_name, shown_publicly
@@ -86,7 +87,7 @@ def enqueue_resolve_prompt(*, session: Session, incident: Incident, at: datetime
         return
     minutes = round((incident.seconds_to_resolve or 0) / 60)
     text, prompt = messages.resolve_prompt(
-        incident_id=incident.id,  # type: ignore[arg-type]
+        incident_id=id_of(incident),
         incident_ref=display_id(incident),
         minutes=minutes,
     )
@@ -123,7 +124,7 @@ def enqueue_incident_channel(
 
 def summary_message(
     *, session: Session, incident: Incident, postmortem: Postmortem, settings: Settings
-) -> tuple[str, list[dict]]:
+) -> tuple[str, list[dict[str, Any]]]:
     context = document_context(session=session, incident=incident, postmortem=postmortem, tz=settings.tz)
     items = [(i.text, i.owner_id, i.due_date, i.status == "done") for i in context["action_items"]]
     published = format_instant(postmortem.published_at, settings.tz)
@@ -137,7 +138,7 @@ def summary_message(
         resolution_time=context["resolution_time"],
         channel_id=incident.channel_id,
         action_items=items,
-        action_item_ids=[i.id for i in context["action_items"]],
+        action_item_ids=[id_of(i) for i in context["action_items"]],
         timeline=[timeline_line(entry, settings) for entry in context["timeline"]],
         footer=f"Published {published} by <@{postmortem.published_by}> · revision {postmortem.revision}",
     )

@@ -11,6 +11,8 @@ target_metadata = SQLModel.metadata
 
 def run_migrations() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: sqlalchemy.url is not set (bot.core.db.upgrade sets it)")
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         # batch mode lets ALTER TABLE work on SQLite by rebuilding the table.

@@ -7,7 +7,7 @@ Create Date: ${create_date}
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the package alone does not bind `sqlmodel.sql` for a type checker
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -146,7 +146,9 @@ class _Checker:
         self.string(obj.get("value"), f"{path}/value", limit=150, required=True)
         self.text(obj.get("description"), f"{path}/description", limit=75, required=False)
 
-    def options(self, el: dict, path: str, *, limit: int, plain_only: bool, minimum: int = 1) -> list[str]:
+    def options(
+        self, el: dict[str, Any], path: str, *, limit: int, plain_only: bool, minimum: int = 1
+    ) -> list[str]:
         """Check `options` (or `option_groups`) and return the option values seen."""
         values: list[str] = []
         groups = el.get("option_groups")

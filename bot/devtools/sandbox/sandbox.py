@@ -461,7 +461,9 @@ def _handler_for(sandbox: SlackSandbox) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def _send_json(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+        def _send_json(
+            self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             self._send(status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)
 
         def _read(self) -> bytes:

@@ -163,7 +163,9 @@ class WebApiMixin(WorkspaceState):
             content["attachments"] = attachments
         return content
 
-    def _api_message(self, channel_id: str, message: dict[str, Any], *, metadata: bool = True) -> dict:
+    def _api_message(
+        self, channel_id: str, message: dict[str, Any], *, metadata: bool = True
+    ) -> dict[str, Any]:
         """A stored message as the Web API returns it (thread summary on parents)."""
         out = copy.deepcopy(message)
         if not metadata:

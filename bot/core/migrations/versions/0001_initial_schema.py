@@ -6,7 +6,7 @@ Create Date: 2026-11-23 03:25:36.264951
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the package alone does not bind `sqlmodel.sql` for a type checker
 from alembic import op
 
 revision = "0001"
