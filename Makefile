@@ -21,11 +21,16 @@ demo-once: $(STAMP)  ## the scripted loop, then exit
 
 test: $(STAMP)  ## the whole suite; PostgreSQL tests run when TEST_POSTGRES_URL is set
 	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format $(LINT_PATHS)

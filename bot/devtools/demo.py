@@ -11,16 +11,19 @@ import random
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
 from bot.core.clock import utcnow
 from bot.core.db import session_scope
 from bot.core.models import Incident, IncidentStatus
-from bot.devtools.sandbox import SlackSandbox
+from bot.devtools.sandbox import Delivery, SlackSandbox
 from bot.devtools.sandbox.pagerduty_sender import FakeIncident, PagerDutySender
+from bot.devtools.sandbox.ui import SandboxPage
 from bot.devtools.stack import PAGERDUTY_SECRET, LocalStack, page_for_stack
 from bot.domain.incidents import refresh_durations
 from bot.loop.digest import send_digest
@@ -56,7 +59,8 @@ def seed_history(engine: Engine, now: datetime, *, weeks: int = 8, seed: int = 7
                     resolved_at=triggered + timedelta(minutes=rng.randint(12, 90)),
                     first_responder=rng.choice((ALICE, BOB)),
                 )
-                if rng.random() < 0.7:
+                # (resolved_at is always set above; the draw comes first to keep the seeded sequence)
+                if rng.random() < 0.7 and incident.resolved_at is not None:
                     incident.postmortem_published_at = incident.resolved_at + timedelta(
                         hours=rng.randint(2, 72)
                     )
@@ -66,11 +70,13 @@ def seed_history(engine: Engine, now: datetime, *, weeks: int = 8, seed: int = 7
     return count
 
 
-def play_script(stack: LocalStack, say=print) -> None:  # type: ignore[no-untyped-def]
+def play_script(stack: LocalStack, say: Callable[[str], object] = print) -> None:
     """PagerDuty triggers an incident; people answer and pin; it resolves; the post-mortem is written,
     published, edited and published again; an action item is done; the digest and the wins run."""
     sandbox = stack.sandbox
-    runtime = stack.server.runtime  # type: ignore[union-attr]
+    if stack.server is None or stack.server.runtime is None:
+        raise RuntimeError("start the stack before playing the script")
+    runtime = stack.server.runtime
     now = utcnow()
     say(f"· {seed_history(runtime.engine, now)} past incidents over eight weeks are loaded for the digest")
     pagerduty = PagerDutySender(stack.bot_url, PAGERDUTY_SECRET)
@@ -192,15 +198,16 @@ def _open_view(sandbox: SlackSandbox, user: str) -> str:
     view = sandbox.open_view_for(user)
     if view is None:
         raise RuntimeError("the bot did not open the post-mortem modal")
-    return view["id"]
+    view_id: str = view["id"]
+    return view_id
 
 
-def _expect_ok(delivery) -> None:  # type: ignore[no-untyped-def]
+def _expect_ok(delivery: Delivery) -> None:
     if delivery.status != 200:
         raise RuntimeError(f"the bot answered {delivery.status}: {delivery.body}")
 
 
-def print_transcripts(sandbox: SlackSandbox, channels: list[str], tz=None) -> None:  # type: ignore[no-untyped-def]
+def print_transcripts(sandbox: SlackSandbox, channels: list[str], tz: ZoneInfo | None = None) -> None:
     for name in channels:
         print(f"\n===== #{name} " + "=" * max(0, 60 - len(name)))
         print(sandbox.transcript(sandbox.channel_id(name), tz=tz).rstrip())
@@ -233,7 +240,7 @@ def run_demo(*, once: bool, port: int = 3000) -> int:
     return 0
 
 
-def _start_page(stack: LocalStack, port: int):  # type: ignore[no-untyped-def]
+def _start_page(stack: LocalStack, port: int) -> SandboxPage:
     """The sandbox's web page, started before the script so its URL is printed first (and a taken port
     stops the demo before it plays)."""
 

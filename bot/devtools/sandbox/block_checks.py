@@ -185,7 +185,7 @@ class _Checker:
             self.fail(path, "must be an object")
             return None
         kind = obj.get("type")
-        if kind not in allowed:
+        if not isinstance(kind, str) or kind not in allowed:
             self.fail(f"{path}/type", f"unsupported {what} type: {kind!r}")
             return None
         return kind

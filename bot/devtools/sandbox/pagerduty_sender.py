@@ -85,6 +85,8 @@ class PagerDutySender:
 
     def deliver(self, body: bytes) -> tuple[int, str]:
         url = urlsplit(self.bot_url)
+        if url.hostname is None:
+            raise ValueError(f"the bot's URL has no host: {self.bot_url!r}")
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
         try:
             connection.request(

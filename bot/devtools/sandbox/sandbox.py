@@ -57,6 +57,8 @@ def _parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
             payload = part.get_payload(decode=True) or b""
+            if not isinstance(payload, bytes):
+                raise ValueError(f"form field {name!r} is a nested message, not a value")
             args[str(name)] = payload if part.get_filename() else payload.decode("utf-8")
         return args
     return dict(urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
@@ -171,7 +173,9 @@ class SlackSandbox(SenderMixin):
 
     # Web API dispatch -----------------------------------------------------------------------
 
-    def handle_api(self, method: str, args: dict[str, Any], token: str | None) -> tuple[int, dict, dict]:
+    def handle_api(
+        self, method: str, args: dict[str, Any], token: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Answer one Web API call: (HTTP status, JSON body, extra headers). Used by the HTTP server."""
         args = {k: v for k, v in args.items() if k != "token"}
         delay = self.faults.delay_for(method)
@@ -280,7 +284,7 @@ class SlackSandbox(SenderMixin):
                 chosen = [m for m in stored if m["ts"] == thread_ts or m.get("thread_ts") == thread_ts]
             out = []
             for message in chosen:
-                full = {
+                full: dict[str, Any] = {
                     "user": None,
                     "bot_id": None,
                     "text": "",
@@ -394,7 +398,7 @@ class SlackSandbox(SenderMixin):
 
     def wait_for(
         self,
-        predicate: Callable[[], T],
+        predicate: Callable[[], T | None],
         timeout: float = 5.0,
         interval: float = 0.02,
         message: str | Callable[[], str] = "",
@@ -452,7 +456,9 @@ def _handler_for(sandbox: SlackSandbox) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the call log says it all
             return
 
-        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None):
+        def _send(
+            self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))

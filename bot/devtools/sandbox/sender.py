@@ -400,7 +400,7 @@ class SenderMixin(WebApiMixin):
         for key in ("value", "style", "url"):
             if key in button:
                 action[key] = button[key]
-        payload = {
+        payload: dict[str, Any] = {
             "type": "block_actions",
             "user": self._user_ref(user_id),
             "api_app_id": APP_ID,
@@ -636,6 +636,8 @@ class SenderMixin(WebApiMixin):
                 problems = validate_view(spec, allowed_types=("modal",))
                 if problems:
                     return f"invalid_response: {problems}"
+                if not isinstance(spec, dict):  # validate_view reports anything else
+                    return "invalid_response: the view must be an object"
                 try:
                     if action == "update":
                         self._update_view(view_id, spec)
@@ -683,7 +685,7 @@ class SenderMixin(WebApiMixin):
                 error = (404, "used_url")
             elif not isinstance(body, dict):
                 error = (400, "invalid_payload")
-            if error is None:
+            if error is None and url is not None:  # no error: the url exists
                 try:
                     self._apply_response(url, body)
                     if count_use:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -81,7 +81,7 @@ def message_lines(message: Mapping[str, Any], names: Mapping[str, str]) -> list[
 
 def render_transcript(
     channel_name: str,
-    messages: list[Mapping[str, Any]],
+    messages: Sequence[Mapping[str, Any]],
     names: Mapping[str, str],
     tz: tzinfo | str | None = None,
 ) -> str:

@@ -227,7 +227,10 @@ class SandboxPage:
 
     def act(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """Run one page action (`POST /api/<action>`); raises PageError for a request that cannot be done."""
-        handler = getattr(self, f"_do_{action.replace('/', '_')}", None)
+        # Every `_do_<action>` method takes the request's arguments and answers with a JSON object.
+        handler: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(
+            self, f"_do_{action.replace('/', '_')}", None
+        )
         if handler is None:
             raise PageError(f"unknown action {action!r}")
         try:
@@ -380,7 +383,9 @@ def _handler_for(page: SandboxPage) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("page: " + format, *args)
 
-        def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None):
+        def _send(
+            self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))

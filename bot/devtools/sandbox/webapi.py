@@ -198,7 +198,8 @@ class WebApiMixin(WorkspaceState):
         if parent is None:
             raise SlackError("thread_not_found")
         # Replying to a reply lands in the same thread, under the parent.
-        return parent.get("thread_ts") or parent["ts"]
+        parent_ts: str = parent.get("thread_ts") or parent["ts"]
+        return parent_ts
 
     def _exchange_trigger(self, trigger_id: Any) -> str:
         """Use a trigger_id once, within 3 seconds; returns the user it belongs to."""
@@ -219,6 +220,8 @@ class WebApiMixin(WorkspaceState):
         errors = validate_view(view, allowed_types=allowed)
         if errors:
             raise SlackError("invalid_arguments", messages=errors)
+        if not isinstance(view, dict):  # validate_view reports anything else
+            raise SlackError("invalid_arguments", messages=["/view: must be an object"])
         return view
 
     def _build_view(
