@@ -12,10 +12,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Integer, create_engine, event, literal_column, text
+from sqlalchemy import Connection, Engine, Integer, create_engine, event, literal_column, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.expression import Insert
 from sqlmodel import Session
 
@@ -60,7 +61,7 @@ def make_engine(url: str) -> Engine:
     )
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -71,7 +72,7 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection):  # type: ignore[no-untyped-def]
+    def _on_begin(connection: Connection) -> None:
         # Runs just before the dialect's do_begin, which sees only the DBAPI connection: tell it whether
         # this transaction is a reader's (the pool record's info lives as long as the connection).
         options = connection.get_execution_options()

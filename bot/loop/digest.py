@@ -8,6 +8,7 @@ to Sunday). One message and one chart per week, keyed by the week's first day.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session, col, func, select
@@ -38,9 +39,11 @@ def digest_message(
     *, session: Session, settings: Settings, week_start: datetime, week_end: datetime
 ) -> tuple[str, list[dict[str, Any]], ChartSeries]:
     tz = settings.tz
-    args = {"session": session, "response_target_minutes": settings.response_target_minutes, "tz": tz}
-    this = compute_kpis(since=week_start, until=week_end, **args)  # type: ignore[arg-type]
-    before = compute_kpis(since=week_before(week_start, tz), until=week_start, **args)  # type: ignore[arg-type]
+    kpis = partial(
+        compute_kpis, session=session, response_target_minutes=settings.response_target_minutes, tz=tz
+    )
+    this = kpis(since=week_start, until=week_end)
+    before = kpis(since=week_before(week_start, tz), until=week_start)
     rows = [
         {
             "label": label,

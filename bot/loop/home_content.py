@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from bot.core.models import Incident, Postmortem
+from bot.core.models import Incident, Postmortem, id_of
 from bot.domain.action_items import open_items_for
 from bot.domain.incidents import display_id
 from bot.loop.kpis import compute_kpis, kpi_rows
@@ -37,7 +37,7 @@ def postmortems_owed_by(*, session: Session, user_id: str) -> list[OwedPostmorte
     ).all()
     return [
         OwedPostmortem(
-            incident_id=incident.id,  # type: ignore[arg-type]
+            incident_id=id_of(incident),
             incident_ref=display_id(incident),
             title=incident.title,
             channel_id=incident.channel_id,

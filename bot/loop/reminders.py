@@ -139,7 +139,9 @@ def nudge_unwritten_postmortems(*, session: Session, settings: Settings, now: da
     ).all()
     sent = 0
     for incident, postmortem in rows:
-        age = now - incident.resolved_at  # type: ignore[operator]
+        if incident.resolved_at is None:
+            raise ValueError(f"incident {incident.id} is not resolved: the query selects resolved ones")
+        age = now - incident.resolved_at
         stage = max(index for index, (delay, _) in enumerate(POSTMORTEM_STAGES) if age >= delay)
         owner = (
             (postmortem.owner_id if postmortem else None) or incident.first_responder or incident.declared_by
@@ -189,12 +191,14 @@ def nudge_overdue_action_items(*, session: Session, settings: Settings, now: dat
     ).all()
     sent = 0
     for item, incident in rows:
-        weeks = (today - item.due_date).days // 7  # type: ignore[operator]
+        if item.due_date is None or item.owner_id is None:
+            raise ValueError(f"action item {item.id}: the query selects items with an owner and a due date")
+        weeks = (today - item.due_date).days // 7
         body = render(
             "nudge_action_item.mrkdwn.j2",
             owner=item.owner_id,
             weeks=weeks,
-            due=item.due_date.isoformat(),  # type: ignore[union-attr]
+            due=item.due_date.isoformat(),
             ref=display_id(incident),
             title=incident.title,
             text=item.text,
@@ -207,7 +211,7 @@ def nudge_overdue_action_items(*, session: Session, settings: Settings, now: dat
         sent += enqueue(
             session,
             key=f"nudge:action_item:{item.id}:{weeks}",
-            channel=item.owner_id,  # type: ignore[arg-type]
+            channel=item.owner_id,
             at=now,
             text=text,
             blocks=message,

@@ -16,7 +16,9 @@ transaction as the outbox row), so a second sweep, a restart or a second replica
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlmodel import Session, col, select
 
@@ -64,9 +66,9 @@ def announce_wins(*, session: Session, settings: Settings, now: datetime) -> lis
     tz, target = settings.tz, settings.response_target_minutes
     start, end = last_closed_week(now, tz)
     previous_start, _ = last_closed_week(start, tz)
-    args = {"session": session, "response_target_minutes": target, "tz": tz}
-    week = compute_kpis(since=start, until=end, **args).overall  # type: ignore[arg-type]
-    before = compute_kpis(since=previous_start, until=start, **args).overall  # type: ignore[arg-type]
+    kpis = partial(compute_kpis, session=session, response_target_minutes=target, tz=tz)
+    week = kpis(since=start, until=end).overall
+    before = kpis(since=previous_start, until=start).overall
     incidents = session.exec(
         select(Incident)
         .where(col(Incident.triggered_at) >= start, col(Incident.triggered_at) < end)
@@ -124,15 +126,17 @@ def _by_service(session: Session, now: datetime) -> dict[str, list[Incident]]:
     ).all()
     grouped: dict[str, list[Incident]] = {}
     for incident in rows:
-        grouped.setdefault(incident.service_name, []).append(incident)  # type: ignore[arg-type]
+        if incident.service_name is None:
+            raise ValueError(f"incident {incident.id} has no service: the query selects those that have one")
+        grouped.setdefault(incident.service_name, []).append(incident)
     return grouped
 
 
-def _latest_run(incidents: list[Incident], test) -> list[Incident]:  # type: ignore[no-untyped-def]
-    """The incidents at the end of the list that all pass `test` (the current run)."""
+def _latest_run(timed: list[tuple[Incident, int]], test: Callable[[int], bool]) -> list[Incident]:
+    """The incidents at the end of the list whose seconds all pass `test` (the current run)."""
     run: list[Incident] = []
-    for incident in reversed(incidents):
-        if not test(incident):
+    for incident, seconds in reversed(timed):
+        if not test(seconds):
             break
         run.append(incident)
     return list(reversed(run))
@@ -144,8 +148,8 @@ def _announce_streaks(*, session: Session, settings: Settings, now: datetime) ->
     announced = []
     for service, incidents in _by_service(session, now).items():
         # Only incidents whose first response is known count; one still unanswered ends nothing yet.
-        answered = [i for i in incidents if i.seconds_to_first_response is not None]
-        run = _latest_run(answered, lambda i: i.seconds_to_first_response <= target)
+        answered = [(i, s) for i in incidents if (s := i.seconds_to_first_response) is not None]
+        run = _latest_run(answered, lambda seconds: seconds <= target)
         if len(run) < n:
             continue
         count = len(run) // n * n
@@ -176,8 +180,12 @@ def alert_thresholds(*, session: Session, settings: Settings, now: datetime) -> 
     limit = settings.alert_mttr_minutes * 60
     announced = []
     for service, incidents in _by_service(session, now).items():
-        resolved = [i for i in incidents if i.seconds_to_resolve is not None and i.resolved_at <= now]  # type: ignore[operator]
-        run = _latest_run(resolved, lambda i: i.seconds_to_resolve > limit)
+        resolved = [
+            (i, s)
+            for i in incidents
+            if (s := i.seconds_to_resolve) is not None and i.resolved_at is not None and i.resolved_at <= now
+        ]
+        run = _latest_run(resolved, lambda seconds: seconds > limit)
         if len(run) < settings.alert_consecutive:
             continue
         # One alert per run: keyed by the run's first incident, so a 4th slow incident adds nothing.

@@ -62,4 +62,6 @@ def install_redaction(secrets: Iterable[str | None]) -> None:
         return record
 
     logging.setLogRecordFactory(redacting_record)
+    # http.client's debug output calls the builtin print through its module globals; typeshed does not
+    # declare a module attribute `print`, so the assignment needs an ignore.
     http.client.print = _http_client_print  # type: ignore[attr-defined]
