@@ -179,3 +179,12 @@ def test_rows_carry_their_item_ids_and_items_beyond_the_last_row_are_kept() -> N
     legacy = state_of(modal(PostmortemDraft(action_items=saved[:2])))
     legacy["private_metadata"] = json.dumps({"incident_id": 1, "rows": 2})
     assert [item.item_id for item in modal_view.read_modal(legacy).action_items] == [None, None]
+
+
+def test_a_block_type_that_is_not_a_string_is_reported_not_raised() -> None:
+    # An unhashable `type` (a list or an object) used to reach a frozenset lookup and raise TypeError.
+    assert validate_message_blocks([{"type": ["section"]}]) == [
+        "unsupported block type: ['section'] [json-pointer:/blocks/0/type]"
+    ]
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "x"}, "blocks": [{"type": {"a": 1}}]}
+    assert any("/view/blocks/0/type" in problem for problem in validate_view(view))
