@@ -129,6 +129,34 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _outbox(args: argparse.Namespace) -> int:
+    """Parked outbox rows: list them, replay them (`retry`) or give them up (`drop`)."""
+    from bot.core.clock import utcnow
+    from bot.slack.outbox import drop, parked, replay
+
+    settings = load_settings()
+    if args.outbox_command == "list":
+        rows = _with_session(settings, parked)
+        for row in rows:
+            print(f"{row.id}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.kind}\t{row.channel}\t{row.key}")
+            print(f"\t{row.attempts} attempt(s): {row.last_error}")
+        print(f"{len(rows)} parked row(s)" + ("; `outbox retry ID` replays one" if rows else ""))
+        return 0
+    if not args.ids and not args.all:
+        raise ConfigError(f"outbox {args.outbox_command}: give the row ids (from `outbox list`) or --all")
+    ids = None if args.all else args.ids
+    if args.outbox_command == "retry":
+        changed = _with_session(settings, lambda session: replay(session, ids, utcnow()))
+        print(f"{changed} row(s) pending again: a running bot delivers them now")
+    else:
+        changed = _with_session(settings, lambda session: drop(session, ids))
+        print(f"{changed} row(s) dropped")
+    if ids is not None and changed < len(set(ids)):
+        print("some ids are not parked rows (see `outbox list`)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="postmortem-bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--git", action="store_true", help="commit the files on a new branch postmortems/<date> of DIR's repo"
     )
     export.set_defaults(func=_export)
+
+    outbox = commands.add_parser("outbox", help="parked Slack messages: list, replay or drop them")
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
+    outbox_commands.add_parser("list", help="the parked rows, with their errors").set_defaults(func=_outbox)
+    for name, what in (("retry", "deliver again (pending, due now)"), ("drop", "give up for good")):
+        command = outbox_commands.add_parser(name, help=f"parked rows: {what}")
+        command.add_argument("ids", nargs="*", type=int, help="row ids from `outbox list`")
+        command.add_argument("--all", action="store_true", help="every parked row")
+        command.set_defaults(func=_outbox)
 
     demo = commands.add_parser("demo", help="the whole loop against the local Slack sandbox, on SQLite")
     demo.add_argument("--once", action="store_true", help="play the script, print the transcript and exit")

@@ -40,13 +40,24 @@ def normalize_url(url: str) -> str:
     return url
 
 
+CONNECT_TIMEOUT_SECONDS = 3
+
+
 def make_engine(url: str) -> Engine:
     """Build an engine. On SQLite: WAL, a busy timeout, and writer transactions that start with
     BEGIN IMMEDIATE, so concurrent writers queue on the lock instead of failing with
     "database is locked" when a read transaction tries to upgrade to a write."""
     url = normalize_url(url)
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=10)
+        # pre-ping: a connection the server dropped (a restart) is replaced, not handed out; connect_timeout:
+        # an unreachable server fails a request in seconds (a 503), instead of hanging it.
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=20,
+            max_overflow=10,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
 
     database = make_url(url).database or ""
     on_disk = database not in ("", ":memory:")

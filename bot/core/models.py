@@ -57,6 +57,8 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     PARKED = "parked"
+    # Given up on purpose: stale when its turn came (a reminder after an outage), or dropped by a person.
+    DROPPED = "dropped"
 
 
 class Incident(SQLModel, table=True):

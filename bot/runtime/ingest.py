@@ -69,6 +69,11 @@ class IngestWriter:
             self._thread.join(timeout)
 
     @property
+    def running(self) -> bool:
+        with self._ready:
+            return self._running
+
+    @property
     def pending(self) -> int:
         """Deliveries handed over and not committed yet (tests use it to fill one batch)."""
         with self._ready:

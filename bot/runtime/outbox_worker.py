@@ -10,9 +10,13 @@ Slack rate-limits about one message per second per channel and answers 429 with 
 
 Delivery guarantee (what the fault tests in tests/faults/ prove):
 
-- Nothing lost: a row stays pending until Slack confirmed it; failures are retried with back-off, and
-  after MAX_ATTEMPTS (or a refusal that retrying cannot fix) the row is *parked*: logged at ERROR, kept
-  with its `last_error`, and counted by `/healthz` (which then says "degraded").
+- Nothing lost: a row stays pending until Slack confirmed it. What a failure does is decided in
+  bot/runtime/outbox_errors.py: transient failures (network, time-outs, 5xx, 429) are retried with capped
+  back-off for as long as they last and never park; a refusal that no retry can fix parks the row at
+  once (logged at ERROR, kept with its `last_error`, counted by `/healthz` and `/metrics`, replayed or
+  dropped with `postmortem-bot outbox retry|drop`). While Slack cannot be reached at all the worker
+  pauses (one probe per back-off, not one failed call per row) and, once Slack answers, delivers what
+  waited in order.
 - Never sent by two workers: a worker claims due rows for a short lease (`claimed_until`) inside a
   `SELECT ... FOR UPDATE SKIP LOCKED` transaction on PostgreSQL (`BEGIN IMMEDIATE` on SQLite), so
   replicas never pick the same row; the Slack call happens after that transaction, outside any lock.
@@ -36,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -44,51 +48,19 @@ from sqlmodel import Session, col, select
 from bot.core.clock import utcnow
 from bot.core.db import read_scope, session_scope
 from bot.core.models import Attachment, OutboxMessage, OutboxStatus, SlackMessage
+from bot.runtime.outbox_errors import MAX_ATTEMPTS, Action, Failure, Wait, backoff, classify
+from bot.runtime.outbox_recovery import OUTBOX_EVENT_TYPE, find_in_slack
+from bot.runtime.slack_health import SlackHealth
 from bot.runtime.workers import PollingWorker
-from bot.slack.channels import ChannelDirectory, ChannelNotFound, is_channel_id, is_user_id
-from bot.slack.outbox import ChannelHook, OutboxKind
+from bot.slack.channels import ChannelDirectory, is_channel_id
+from bot.slack.outbox import ChannelHook, OutboxKind, stale
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-MAX_ATTEMPTS = 8
 CLAIM_SECONDS = 60
 BATCH = 20
 MAX_BACKOFF_SECONDS = 300.0
-# Slack message metadata that tags every post with its outbox key (the crash-recovery lookup reads it).
-OUTBOX_EVENT_TYPE = "postmortem_bot_outbox"
-# How far back to look for a message a crashed attempt may have posted (one page of history).
-RECOVERY_LOOKBACK = 200
-# Slack errors that retrying cannot fix: the row is parked at once with the error, for a person to see.
-PERMANENT_ERRORS = {
-    "channel_not_found",
-    "invalid_blocks",
-    "invalid_arguments",
-    "msg_too_long",
-    "no_text",
-    "is_archived",
-    "invalid_auth",
-    "not_authed",
-    "account_inactive",
-    "missing_scope",
-    "message_not_found",
-    "cant_update_message",
-    "user_not_found",
-    "missing_text_fallback",
-    "invalid_metadata_format",
-    "invalid_name",
-    "invalid_name_specials",
-    "invalid_name_maxlength",
-    "invalid_name_required",
-    "restricted_action",
-}
-
-
-class _Retry(Exception):
-    def __init__(self, reason: str, after: float | None = None, counts: bool = True) -> None:
-        super().__init__(reason)
-        self.after = after
-        self.counts = counts
 
 
 class OutboxWorker(PollingWorker):
@@ -105,6 +77,8 @@ class OutboxWorker(PollingWorker):
         on_channel: ChannelHook | None = None,
         max_backoff: float = MAX_BACKOFF_SECONDS,
         claim_seconds: float = CLAIM_SECONDS,
+        health: SlackHealth | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.worker_id = f"outbox-{uuid.uuid4().hex[:8]}"
         super().__init__(name=self.worker_id, poll_interval=poll_interval)
@@ -114,13 +88,49 @@ class OutboxWorker(PollingWorker):
         self._on_channel = on_channel
         self._client = client
         self._channels = channels
+        self.health = health or SlackHealth()
+        # The one source of "now" for this worker (a test moves it to cover hours of outage in seconds).
+        self._clock = clock
+        # While Slack cannot be reached: no claims before `_paused_until`; `_outage` failed probes so far.
+        self._paused_until: datetime | None = None
+        self._outage = 0
 
     def run_once(self, now: datetime | None = None) -> int:
         """Claim and deliver the rows that are due; returns how many were attempted."""
-        claimed = self._claim(now or utcnow())
-        for row, retried in claimed:
-            self._deliver(row, retried=retried)
+        now = now or self._clock()
+        if self._paused_until is not None and now < self._paused_until:
+            return 0
+        claimed = self._claim(now)
+        for index, (row, retried) in enumerate(claimed):
+            failure = self._deliver(row, retried=retried)
+            if failure is not None and failure.unreachable:
+                self._pause(failure, now)
+                self._release([later for later, _ in claimed[index + 1 :]])
+                return index + 1
+            if failure is None or failure.slack_answered:
+                self._slack_answered()
         return len(claimed)
+
+    def _pause(self, failure: Failure, now: datetime) -> None:
+        """Slack is unreachable: every row waits, and the next claim (after the back-off) is the probe."""
+        self._outage += 1
+        self._paused_until = now + timedelta(seconds=backoff(self._outage, self._max_backoff))
+        self.health.unreachable(failure.reason, now)
+
+    def _slack_answered(self) -> None:
+        if self._outage or not self.health.up:
+            self._outage, self._paused_until = 0, None
+            self.health.answered()
+
+    def _release(self, rows: list[OutboxMessage]) -> None:
+        """Give claimed rows back untouched (not an attempt): they stay due, for the next claim."""
+        if rows:
+            with session_scope(self._engine) as session:
+                session.execute(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_([row.id for row in rows]))
+                    .values(claimed_until=None)
+                )
 
     def _claim(self, now: datetime) -> list[tuple[OutboxMessage, bool]]:
         """Lease the due rows to this worker. The lease is written in the same transaction that locked
@@ -173,35 +183,28 @@ class OutboxWorker(PollingWorker):
             )
         return [(row, row.attempts > 0 or row.id in abandoned) for row in rows]
 
-    def _deliver(self, row: OutboxMessage, *, retried: bool) -> None:
+    def _deliver(self, row: OutboxMessage, *, retried: bool) -> Failure | None:
+        """Send one row and record the outcome; the failure, if it failed."""
+        if stale(row, self._clock()):
+            self._finish(row, OutboxStatus.DROPPED, "stale: not delivered before its stale_at")
+            log.warning(
+                "outbox row %s (%s) dropped: stale after waiting since %s", row.id, row.key, row.created_at
+            )
+            return None
         try:
             self._send(row, retried=retried)
-        except _Retry as retry:
-            self._reschedule(row, retry)
-        except ChannelNotFound as exc:
-            self._park(row, str(exc))
-        except SlackApiError as exc:
-            error = exc.response.get("error", "unknown_error")
-            status = exc.response.status_code
-            if status == 429:
-                self._reschedule(
-                    row,
-                    _Retry(
-                        "ratelimited", after=float(exc.response.headers.get("Retry-After", 1)), counts=False
-                    ),
-                )
-            elif status >= 500 or error not in PERMANENT_ERRORS:
-                self._reschedule(row, _Retry(f"{status} {error}"))
-            else:
-                self._park(row, f"Slack refused {row.kind} to {row.channel}: {error}")
-        except (SlackRequestError, OSError) as exc:  # time-outs, refused connections
-            self._reschedule(row, _Retry(f"{type(exc).__name__}: {exc}"))
+            return None
         except Exception as exc:
-            # Anything else (a malformed payload, a database hiccup while recording) still counts as an
-            # attempt, so the row is parked after MAX_ATTEMPTS and /healthz says so, instead of being
-            # re-claimed forever while the rest of its batch waits.
-            log.exception("outbox row %s (%s) failed unexpectedly", row.id, row.key)
-            self._reschedule(row, _Retry(f"{type(exc).__name__}: {exc}"))
+            failure = classify(exc, f"{row.kind} to {row.channel}")
+        if failure.unexpected:
+            # A malformed payload, a database hiccup while recording: a SUSPECT, parked after MAX_ATTEMPTS
+            # (and /healthz says so) instead of being re-claimed forever while the rest of its batch waits.
+            log.error("outbox row %s (%s) failed unexpectedly", row.id, row.key, exc_info=True)
+        if failure.action == Action.PARK:
+            self._park(row, failure.reason)
+        else:
+            self._reschedule(row, failure)
+        return failure
 
     def _send(self, row: OutboxMessage, *, retried: bool) -> None:
         payload = row.payload
@@ -268,7 +271,7 @@ class OutboxWorker(PollingWorker):
     def _already_delivered(self, row: OutboxMessage, channel: str, thread_ts: str | None) -> bool:
         """For a row tried before: find the message (or file) an earlier attempt may have posted before
         it could record it, and record that instead of posting a second copy. True when found."""
-        found = self._find_in_slack(row, channel, thread_ts)
+        found = find_in_slack(self._client, row, channel, thread_ts)
         if found is None:
             return False
         log.warning(
@@ -276,43 +279,6 @@ class OutboxWorker(PollingWorker):
         )
         self._mark_sent(row, found)
         return True
-
-    def _find_in_slack(
-        self, row: OutboxMessage, channel: str, thread_ts: str | None
-    ) -> tuple[str, str] | None:
-        """(channel, ts) of the message carrying this row's key (or, for an upload, its file), if Slack has
-        it."""
-        oldest = f"{row.created_at.timestamp() - 60:.6f}"
-        if is_user_id(channel):
-            # A nudge is posted "to" a person and lands in the app's DM with them; that DM's history is read
-            # by its own id (conversations.history refuses a user id with channel_not_found).
-            channel = self._client.conversations_open(users=channel)["channel"]["id"]
-        try:
-            if thread_ts:
-                page = self._client.conversations_replies(
-                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=RECOVERY_LOOKBACK
-                )
-            else:
-                page = self._client.conversations_history(
-                    channel=channel, oldest=oldest, include_all_metadata=True, limit=RECOVERY_LOOKBACK
-                )
-        except SlackApiError as exc:
-            if exc.response.get("error") == "not_in_channel":
-                return None  # posting needs membership, so nothing was posted there
-            raise
-        filename = row.payload.get("filename")
-        messages: list[dict[str, Any]] = page.get("messages", [])
-        for message in messages:
-            metadata = message.get("metadata") or {}
-            if metadata.get("event_type") == OUTBOX_EVENT_TYPE and (
-                (metadata.get("event_payload") or {}).get("key") == row.key
-            ):
-                return channel, message["ts"]
-            if row.kind == OutboxKind.UPLOAD and any(
-                f.get("name") == filename for f in message.get("files") or []
-            ):
-                return channel, message["ts"]
-        return None
 
     def _open_channel(self, name: str, *, create: bool) -> dict[str, Any]:
         """conversations.create; when the name is taken, the existing channel is found and joined."""
@@ -360,7 +326,7 @@ class OutboxWorker(PollingWorker):
         parent = self._message_location(thread_of)
         if parent is None:
             # The parent is itself still in the outbox: try again shortly, without using up an attempt.
-            raise _Retry(f"waiting for {thread_of} to be posted", after=1.0, counts=False)
+            raise Wait(f"waiting for {thread_of} to be posted", after=1.0)
         return parent.ts
 
     def _mark_sent(
@@ -369,7 +335,7 @@ class OutboxWorker(PollingWorker):
         posted: tuple[str, str] | None,
         then: Callable[[Session], None] | None = None,
     ) -> None:
-        now = utcnow()
+        now = self._clock()
         with session_scope(self._engine) as session:
             session.execute(
                 update(OutboxMessage)
@@ -388,35 +354,33 @@ class OutboxWorker(PollingWorker):
             if then is not None:
                 then(session)
 
-    def _reschedule(self, row: OutboxMessage, retry: _Retry) -> None:
-        attempts = row.attempts + (1 if retry.counts else 0)
-        if attempts >= MAX_ATTEMPTS:
-            self._park(row, f"gave up after {attempts} attempts: {retry}")
+    def _reschedule(self, row: OutboxMessage, failure: Failure) -> None:
+        attempts = row.attempts + (1 if failure.counts else 0)
+        if failure.action == Action.SUSPECT and attempts >= MAX_ATTEMPTS:
+            self._park(row, f"gave up after {attempts} attempts: {failure.reason}")
             return
-        delay = retry.after if retry.after is not None else min(self._max_backoff, 2.0**attempts)
+        delay = failure.after if failure.after is not None else backoff(attempts, self._max_backoff)
         with session_scope(self._engine) as session:
             session.execute(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id)
                 .values(
                     attempts=attempts,
-                    next_attempt_at=utcnow() + timedelta(seconds=delay),
+                    next_attempt_at=self._clock() + timedelta(seconds=delay),
                     claimed_until=None,
-                    last_error=str(retry),
+                    last_error=failure.reason,
                 )
             )
-        log.info("outbox row %s (%s) retries in %.1f s: %s", row.id, row.key, delay, retry)
+        log.info("outbox row %s (%s) retries in %.1f s: %s", row.id, row.key, delay, failure.reason)
 
     def _park(self, row: OutboxMessage, error: str) -> None:
         log.error("outbox row %s (%s) parked: %s", row.id, row.key, error)
+        self._finish(row, OutboxStatus.PARKED, error)
+
+    def _finish(self, row: OutboxMessage, status: OutboxStatus, error: str) -> None:
         with session_scope(self._engine) as session:
             session.execute(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id)
-                .values(
-                    status=OutboxStatus.PARKED,
-                    attempts=row.attempts + 1,
-                    claimed_until=None,
-                    last_error=error,
-                )
+                .values(status=status, attempts=row.attempts + 1, claimed_until=None, last_error=error)
             )

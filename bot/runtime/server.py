@@ -10,15 +10,16 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
 from slack_bolt import App, BoltContext
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer
 
 import handlers
+from bot.core.clock import utcnow
 from bot.core.config import Settings
 from bot.core.db import make_engine, normalize_url, upgrade
 from bot.flows.context import Runtime
@@ -28,13 +29,17 @@ from bot.runtime.outbox_worker import OutboxWorker
 from bot.runtime.processor import DeliveryProcessor
 from bot.runtime.redaction import install_redaction
 from bot.runtime.scheduler import Scheduler
-from bot.runtime.web import Router, health, make_server, metrics, slack_events
+from bot.runtime.slack_health import ChannelResolver
+from bot.runtime.web import Router, health, make_server, metrics, ready, slack_events
 from bot.runtime.webhook_route import PATH as PAGERDUTY_PATH
 from bot.runtime.webhook_route import pagerduty_webhook
-from bot.slack.channels import ChannelDirectory, ChannelNotFound
+from bot.slack.channels import ChannelDirectory
 from bot.slack.client import make_client
 
 log = logging.getLogger(__name__)
+
+# How often a configured channel that could not be resolved (Slack unreachable) is tried again.
+RESOLVE_INTERVAL_SECONDS = 15.0
 
 
 @dataclass
@@ -48,7 +53,8 @@ class Process:
     processor: DeliveryProcessor
 
 
-def build_process(settings: Settings) -> Process:
+def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Process:
+    """`clock` is the outbox's "now" (tests move it to cover hours of Slack outage in seconds)."""
     engine = make_engine(settings.database_url)
     client = make_client(settings)
     # The outbox owns retries (it honours Retry-After and parks after repeated failure), so its client
@@ -63,6 +69,7 @@ def build_process(settings: Settings) -> Process:
         on_channel=partial(channel_opened, settings=settings),
         max_backoff=settings.outbox_max_backoff_seconds,
         claim_seconds=settings.outbox_claim_seconds,
+        clock=clock,
     )
     runtime = Runtime(settings=settings, engine=engine, client=client, channels=channels, outbox=outbox)
     ingest = IngestWriter(engine=engine, on_stored=lambda: processor.wake())
@@ -103,7 +110,8 @@ def create_wsgi_app(process: Process, bolt_app: App | None) -> Router:
     router = Router()
     if bolt_app is not None:
         router.add("POST", "/slack/events", slack_events(bolt_app, settings.slack_signing_secret or ""))
-    router.add("GET", "/healthz", health(engine))
+    router.add("GET", "/healthz", health(engine, process.outbox.health))
+    router.add("GET", "/readyz", ready(engine, process.ingest))
     router.add("GET", "/metrics", metrics(engine, settings.tz))
     router.add("POST", PAGERDUTY_PATH, pagerduty_webhook(settings, process.ingest))
     return router
@@ -113,7 +121,14 @@ class BotServer:
     """Start with `start()` (returns once the server listens), stop with `stop()`; `run()` blocks until a
     SIGTERM or SIGINT. Used by `postmortem-bot serve`, the demo, the tests and the benchmarks."""
 
-    def __init__(self, settings: Settings, *, threads: int = 16) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        threads: int = 16,
+        clock: Callable[[], datetime] = utcnow,
+        resolve_interval: float = RESOLVE_INTERVAL_SECONDS,
+    ) -> None:
         settings.require_slack()
         install_redaction(
             [
@@ -126,6 +141,9 @@ class BotServer:
         )
         self.settings = settings
         self._threads = threads
+        self._clock = clock
+        self._resolve_interval = resolve_interval
+        self.resolver: ChannelResolver | None = None
         self.process: Process | None = None
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -145,7 +163,7 @@ class BotServer:
 
     def start(self) -> BotServer:
         upgrade(self.settings.database_url)
-        self.process = process = build_process(self.settings)
+        self.process = process = build_process(self.settings, clock=self._clock)
         runtime = process.runtime
         process.ingest.start()  # before the server: a webhook waits for it to store the delivery
         app = create_app(runtime)
@@ -164,9 +182,18 @@ class BotServer:
                 app_token=self.settings.slack_app_token,
                 web_client=make_client(self.settings, token=self.settings.slack_app_token),
             )
-            # slack_bolt's SocketModeHandler.connect/close carry no annotations.
             self._socket_mode.connect()  # type: ignore[no-untyped-call]
-        self._join_channels(runtime)
+        # Resolve the configured channels now: a typo shows at start-up, not at the first post. When Slack
+        # is unreachable the bot serves anyway (webhooks are stored) and resolves them once Slack answers.
+        self.resolver = ChannelResolver(
+            channels=runtime.channels,
+            settings=self.settings,
+            health=process.outbox.health,
+            poll_interval=self._resolve_interval,
+        )
+        self.resolver.run_once()
+        if self.resolver.pending:
+            self.resolver.start()
         process.outbox.start()
         process.processor.start()  # processes what an earlier run stored and left unprocessed, too
         if self.settings.scheduler_enabled:
@@ -187,15 +214,6 @@ class BotServer:
             if not self._stopped.is_set():
                 raise
 
-    def _join_channels(self, runtime: Runtime) -> None:
-        """Resolve the configured channels now: a typo shows at start-up, not at the first post."""
-        for setting in ("postmortems_channel", "wins_channel"):
-            name = getattr(self.settings, setting)
-            try:
-                runtime.channels.join(runtime.channels.resolve(name))
-            except (ChannelNotFound, SlackApiError) as exc:
-                log.warning("%s=%r: %s (messages for it wait in the outbox)", setting.upper(), name, exc)
-
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then stop cleanly."""
         self.start()
@@ -208,6 +226,8 @@ class BotServer:
         self._stopped.set()
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.resolver is not None:
+            self.resolver.stop()
         if self.process is not None:
             self.process.processor.stop()
             self.process.outbox.stop()

@@ -20,13 +20,16 @@ from zoneinfo import ZoneInfo
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from waitress.server import BaseWSGIServer, create_server
 
 from bot.core.db import read_scope
 from bot.domain.deliveries import backlog
 from bot.domain.pagerduty import SOURCE as PAGERDUTY
 from bot.loop.metrics import metrics_registry
+from bot.runtime.ingest import IngestWriter
+from bot.runtime.slack_health import SlackHealth
 from bot.slack.outbox import depth
 
 log = logging.getLogger(__name__)
@@ -223,15 +226,55 @@ def slack_events(bolt_app: App, signing_secret: str) -> Route:
     return route
 
 
-def health(engine: Engine) -> Route:
+def health(engine: Engine, slack: SlackHealth) -> Route:
+    """What works and what does not: the database, Slack, the outbox and the inbound backlog. 200 with
+    "ok" or "degraded" (something needs a look, or Slack is unreachable and messages wait); 503 "down"
+    when the database cannot be read (nothing can be stored)."""
+
     def route(_environ: dict[str, Any], _body: bytes) -> Response:
-        with read_scope(engine) as session:
-            counts = depth(session)
-            inbound = backlog(session, source=PAGERDUTY)
-        status = "degraded" if counts["parked"] or inbound["failing"] else "ok"
-        return json_response(200, {"status": status, "outbox": counts, "inbound": inbound})
+        try:
+            with read_scope(engine) as session:
+                counts = depth(session)
+                inbound = backlog(session, source=PAGERDUTY)
+        except SQLAlchemyError as exc:
+            database = {"status": "unreachable", "error": _first_line(exc)}
+            return json_response(503, {"status": "down", "database": database, "slack": slack.state()})
+        degraded = counts["parked"] or inbound["failing"] or not slack.up
+        return json_response(
+            200,
+            {
+                "status": "degraded" if degraded else "ok",
+                "database": {"status": "ok"},
+                "slack": slack.state(),
+                "outbox": counts,
+                "inbound": inbound,
+            },
+        )
 
     return route
+
+
+def ready(engine: Engine, ingest: IngestWriter) -> Route:
+    """`GET /readyz` for a load balancer: 200 while this replica can store a webhook (its database
+    answers and its ingest writer runs), 503 otherwise, so traffic goes to a replica that can."""
+
+    def route(_environ: dict[str, Any], _body: bytes) -> Response:
+        if not ingest.running:
+            return json_response(503, {"ready": False, "reason": "the ingest writer is not running"})
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            return json_response(503, {"ready": False, "reason": f"database: {_first_line(exc)}"})
+        return json_response(200, {"ready": True})
+
+    return route
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    """The driver's own message, without the SQL or the parameters SQLAlchemy appends."""
+    cause = getattr(exc, "orig", None) or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 def metrics(engine: Engine, tz: ZoneInfo) -> Route:

@@ -13,8 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
 
 from bot.core.db import insert_ignoring_duplicates
 from bot.core.models import Attachment, OutboxMessage, OutboxStatus
@@ -28,6 +28,9 @@ class OutboxKind(StrEnum):
     # worker's `on_channel` hook; `channel` is the name (or id) of the channel.
     CHANNEL = "channel"
 
+
+# The payload field holding when an undelivered message stops being worth sending (ISO 8601).
+STALE_AT = "stale_at"
 
 # (session, row payload, channel) -> None; runs in the transaction that marks the row sent, so the
 # channel's id is stored exactly when the row counts as done.
@@ -46,10 +49,14 @@ def enqueue(
     blocks: list[dict[str, Any]] | None = None,
     thread_of: str | None = None,
     user: str | None = None,
+    stale_at: datetime | None = None,
 ) -> bool:
     """Owe Slack a message. `thread_of` is the message_key of the message to reply under; `user` is the
-    recipient of an ephemeral message. Returns False when `key` was enqueued before (nothing changes)."""
+    recipient of an ephemeral message; a message still undelivered at `stale_at` (Slack was down) is
+    dropped with a log line instead of sent late. Returns False when `key` was enqueued before."""
     payload: dict[str, Any] = {"text": text}
+    if stale_at is not None:
+        payload[STALE_AT] = stale_at.isoformat()
     if blocks is not None:
         payload["blocks"] = blocks
     if thread_of:
@@ -139,3 +146,41 @@ def depth(session: Session) -> dict[str, int]:
     counts = {status.value: 0 for status in OutboxStatus}
     counts.update({status: count for status, count in rows})
     return counts
+
+
+def stale(row: OutboxMessage, now: datetime) -> bool:
+    """True when `row` waited past its `stale_at` (a reminder that would now arrive too late to help)."""
+    stale_at = row.payload.get(STALE_AT)
+    return stale_at is not None and datetime.fromisoformat(stale_at) <= now
+
+
+def parked(session: Session) -> list[OutboxMessage]:
+    """The parked rows, oldest first: what `postmortem-bot outbox list` shows."""
+    statement = select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PARKED)
+    return list(session.exec(statement.order_by(col(OutboxMessage.id))))
+
+
+def replay(session: Session, ids: list[int] | None, at: datetime) -> int:
+    """Parked rows back to pending, due now, attempts from zero (`outbox retry`); `ids` None: all.
+    A replayed channel row runs its hook again when it succeeds, so the card and prompt follow."""
+    return _change_parked(
+        session,
+        ids,
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=at,
+        claimed_until=None,
+        last_error=None,
+    )
+
+
+def drop(session: Session, ids: list[int] | None) -> int:
+    """Parked rows given up for good (`outbox drop`): kept, with their error, as dropped."""
+    return _change_parked(session, ids, status=OutboxStatus.DROPPED)
+
+
+def _change_parked(session: Session, ids: list[int] | None, **values: Any) -> int:
+    statement = update(OutboxMessage).where(col(OutboxMessage.status) == OutboxStatus.PARKED)
+    if ids is not None:
+        statement = statement.where(col(OutboxMessage.id).in_(ids))
+    return int(session.execute(statement.values(**values)).rowcount)  # type: ignore[attr-defined]

@@ -173,19 +173,35 @@ def test_an_update_waits_for_the_first_post_of_its_message(
     assert len(sandbox.calls_to("chat.update")) == 1
 
 
-def test_hopeless_rows_are_parked_logged_and_reported_by_healthz(
+def test_transient_failures_are_retried_for_days_and_never_park(
+    engine: Engine, sandbox: SlackSandbox, channel: str
+) -> None:
+    owe(engine, "patient", channel)
+    attempts = 60  # an hour apart: 2.5 days of 5xx, far past MAX_ATTEMPTS
+    sandbox.faults.fail_next("chat.postMessage", "server_error", count=attempts)
+    worker = make_worker(engine, sandbox)
+    for hour in range(attempts):
+        worker.run_once(now=later(60 * (hour + 1)))
+        assert row(engine, "patient").status == OutboxStatus.PENDING
+    assert row(engine, "patient").attempts == attempts > MAX_ATTEMPTS
+    worker.run_once(now=later(60 * (attempts + 1)))
+    assert row(engine, "patient").status == OutboxStatus.SENT
+    assert keys_in(sandbox, channel) == {"patient": 1}
+
+
+def test_a_refusal_no_retry_can_fix_parks_at_once_logged_and_reported_by_healthz(
     engine: Engine, sandbox: SlackSandbox, channel: str, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    owe(engine, "doomed", channel)
-    sandbox.faults.fail_next("chat.postMessage", "server_error", count=MAX_ATTEMPTS)
+    owe(engine, "doomed", "C0GONE")  # Slack: channel_not_found
+    owe(engine, "fine", channel)
     worker = make_worker(engine, sandbox)
-    with caplog.at_level(logging.INFO, logger="bot.slack.outbox"):
-        for hour in range(MAX_ATTEMPTS):
-            worker.run_once(now=later(60 * (hour + 1)))
+    with caplog.at_level(logging.INFO, logger="bot.runtime.outbox_worker"):
+        worker.run_once()
     parked = row(engine, "doomed")
-    assert parked.status == OutboxStatus.PARKED and "gave up after 8 attempts" in (parked.last_error or "")
+    assert parked.status == OutboxStatus.PARKED and parked.attempts == 1
+    assert "channel_not_found" in (parked.last_error or "")
     assert any(r.levelno == logging.ERROR and "parked" in r.getMessage() for r in caplog.records)
-    assert sandbox.messages(channel) == []
+    assert row(engine, "fine").status == OutboxStatus.SENT
 
     settings = load_settings(database_url=database_url, slack_bot_token=BOT_TOKEN)
     process = build_process(settings)
