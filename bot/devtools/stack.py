@@ -5,7 +5,7 @@ sends to its bot; the clock runs its scheduled jobs)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core.clock import utcnow
@@ -33,12 +33,15 @@ class LocalStack:
         socket_mode: bool = False,
         port: int = 0,
         sandbox_port: int = 0,
+        clock: Callable[[], datetime] = utcnow,
         **settings: Any,
     ) -> None:
         self.database_url = database_url
         self.socket_mode = socket_mode
         self.port = port
         self.settings_overrides = settings
+        # The bot's outbox clock (a test moves it to cover hours of Slack outage in seconds).
+        self.clock = clock
         self.sandbox = SlackSandbox(
             signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, app_token=APP_TOKEN, port=sandbox_port
         )
@@ -49,7 +52,7 @@ class LocalStack:
         humans = [user.id for user in DEMO_HUMANS]
         for name in ("postmortems", "wins"):
             self.sandbox.create_channel(name, members=humans)
-        self.server = BotServer(self.settings()).start()
+        self.server = BotServer(self.settings(), clock=self.clock).start()
         if not self.socket_mode:
             self.sandbox.bot_url = f"{self.server.url}/slack/events"
         return self

@@ -25,6 +25,8 @@ from bot.slack.outbox import enqueue, enqueue_upload
 LIST_LIMIT = 10
 TOP_SERVICES = 5
 CHART_WEEKS = 8
+# A digest posted later than this after its scheduled time says so.
+LATE_AFTER = timedelta(hours=1)
 _TREND_EMOJI = {"better": ":small_green_triangle:", "worse": ":small_red_triangle_down:", None: ""}
 
 
@@ -36,8 +38,14 @@ def _due_date(item: ActionItem) -> date:
 
 
 def digest_message(
-    *, session: Session, settings: Settings, week_start: datetime, week_end: datetime
+    *,
+    session: Session,
+    settings: Settings,
+    week_start: datetime,
+    week_end: datetime,
+    due_at: datetime | None = None,
 ) -> tuple[str, list[dict[str, Any]], ChartSeries]:
+    """The digest of [week_start, week_end); `due_at` when it is posted late (it says when it was due)."""
     tz = settings.tz
     kpis = partial(
         compute_kpis, session=session, response_target_minutes=settings.response_target_minutes, tz=tz
@@ -84,6 +92,7 @@ def digest_message(
     overdue_total = session.exec(select(func.count()).select_from(ActionItem).where(*overdue_where)).one()
     body = render(
         "digest.mrkdwn.j2",
+        due=format_instant(due_at, tz, "%a %d %b %H:%M") if due_at else None,
         week=f"{week_start.astimezone(tz):%d %b} to {(week_end - timedelta(days=1)).astimezone(tz):%d %b %Y}",
         kpis=rows,
         services=[
@@ -133,11 +142,16 @@ def digest_message(
 def send_digest(
     *, session: Session, settings: Settings, now: datetime, scheduled_for: datetime
 ) -> ChartSeries:
-    """The digest for the week that ended at the local midnight of `scheduled_for`'s day."""
+    """The digest for the week that ended at the local midnight of `scheduled_for`'s day; run more than
+    LATE_AFTER after `scheduled_for` (the bot was down), it says it is late."""
     week_end = local_midnight(scheduled_for, settings.tz)
     week_start = week_before(week_end, settings.tz)
     text, message, series = digest_message(
-        session=session, settings=settings, week_start=week_start, week_end=week_end
+        session=session,
+        settings=settings,
+        week_start=week_start,
+        week_end=week_end,
+        due_at=scheduled_for if now - scheduled_for > LATE_AFTER else None,
     )
     week = week_start.astimezone(settings.tz).date().isoformat()
     enqueue(

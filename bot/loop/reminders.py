@@ -9,7 +9,8 @@
 
 Nobody is nudged twice for the same thing: each nudge occurrence has its own outbox key
 ("nudge:postmortem:<incident>:<stage>", "nudge:action_item:<id>:<week>"). Only the latest stage reached
-is sent, so a bot that was down does not send a backlog. Nudges to people go out in working hours.
+is sent, so a bot that was down does not send a backlog. Nudges to people go out in working hours. A
+reminder that waited in the outbox past its freshness (Slack was down) is dropped, not sent late.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ POSTMORTEM_STAGES = (
 # An incident older than this is no longer chased (its last stage went out long ago).
 POSTMORTEM_CHASE_LIMIT = timedelta(days=30)
 SNOOZE = timedelta(days=1)
+# How long a reminder stays worth sending: the scheduler's grace for the retro reminder, and how long a
+# reminder may wait in the outbox (Slack down) before it is dropped with a log line instead of sent late.
+RETRO_FRESH = timedelta(hours=1)
+NUDGE_FRESH = timedelta(hours=4)
 WORKING_HOURS = range(9, 18)
 RETRO_LIST_LIMIT = 15
 
@@ -55,6 +60,7 @@ def send_retro_reminder(
         key=f"retro:{scheduled_for.isoformat()}",
         channel=settings.postmortems_channel,
         at=now,
+        stale_at=scheduled_for + RETRO_FRESH,
         text=text,
         blocks=message,
     )
@@ -170,6 +176,7 @@ def nudge_unwritten_postmortems(*, session: Session, settings: Settings, now: da
             key=f"nudge:postmortem:{incident.id}:{stage}",
             channel=target,
             at=now,
+            stale_at=now + NUDGE_FRESH,
             text=text,
             blocks=message,
         )
@@ -213,6 +220,7 @@ def nudge_overdue_action_items(*, session: Session, settings: Settings, now: dat
             key=f"nudge:action_item:{item.id}:{weeks}",
             channel=item.owner_id,
             at=now,
+            stale_at=now + NUDGE_FRESH,
             text=text,
             blocks=message,
         )

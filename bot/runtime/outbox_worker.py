@@ -102,6 +102,10 @@ class OutboxWorker(PollingWorker):
             return 0
         claimed = self._claim(now)
         for index, (row, retried) in enumerate(claimed):
+            if stale(row, now):
+                self._finish(row, OutboxStatus.DROPPED, "stale: still undelivered at its stale_at")
+                log.warning("outbox row %s (%s) dropped: stale since %s", row.id, row.key, row.created_at)
+                continue
             failure = self._deliver(row, retried=retried)
             if failure is not None and failure.unreachable:
                 self._pause(failure, now)
@@ -185,12 +189,6 @@ class OutboxWorker(PollingWorker):
 
     def _deliver(self, row: OutboxMessage, *, retried: bool) -> Failure | None:
         """Send one row and record the outcome; the failure, if it failed."""
-        if stale(row, self._clock()):
-            self._finish(row, OutboxStatus.DROPPED, "stale: not delivered before its stale_at")
-            log.warning(
-                "outbox row %s (%s) dropped: stale after waiting since %s", row.id, row.key, row.created_at
-            )
-            return None
         try:
             self._send(row, retried=retried)
             return None

@@ -7,7 +7,9 @@ Rules (docs/architecture.md, "Scheduled jobs"):
 - The `job_runs` table is the record. A run inserts (job_id, scheduled_for) before it acts, in the same
   transaction as its effects, so a scheduled instant runs at most once across restarts and replicas; a
   run missed while the bot was down is caught up once at start-up (or at take-over), within the job's
-  grace.
+  grace; one older than that is dropped with a log line (a reminder after the retro helps nobody). The
+  weekly digest's grace is a week: however long the bot was down, the digest of the latest week it missed
+  is posted when it returns, saying it is late.
 - Leadership is a lease row in `scheduler_leases`: the holder renews it every 15 s and it expires after
   45 s. Taking it is one atomic UPDATE ... WHERE expires_at < now OR holder = me, so when the leader
   dies another replica takes over within a minute.
@@ -30,11 +32,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import CursorResult, Engine, or_, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from bot.core.clock import utcnow
 from bot.core.config import Settings, WeeklySchedule
-from bot.core.db import insert_ignoring_duplicates, session_scope
+from bot.core.db import insert_ignoring_duplicates, read_scope, session_scope
 from bot.core.models import JobRun, SchedulerLease
 from bot.loop import digest, reminders, wins
 
@@ -111,11 +113,11 @@ def build_jobs(settings: Settings) -> list[Job]:
         Job(
             "retro_reminder",
             Weekly(settings.retro, settings),
-            timedelta(hours=1),
+            reminders.RETRO_FRESH,
             reminders.send_retro_reminder,
         ),
-        # A Monday digest is still worth reading on Monday afternoon, not on Tuesday.
-        Job("weekly_digest", Weekly(settings.digest, settings), timedelta(hours=12), digest.send_digest),
+        # A digest is the record of its week: however late, the latest one missed is posted (saying so).
+        Job("weekly_digest", Weekly(settings.digest, settings), timedelta(days=7), digest.send_digest),
         # Sweeps: the next run covers a missed one, so a run older than one interval is skipped.
         Job(
             "nudges", Every(SWEEP_MINUTES, settings), timedelta(minutes=SWEEP_MINUTES), reminders.send_nudges
@@ -174,6 +176,7 @@ class JobRunner:
         job = self.jobs[job_id]
         scheduled_for = job.schedule.previous(now)
         if now - scheduled_for > job.grace:
+            self._log_if_dropped(job_id, scheduled_for, now)
             return None
         with session_scope(self.engine) as session:
             # The claim comes first and commits with the job's effects: a second runner (another replica,
@@ -193,6 +196,18 @@ class JobRunner:
             )
         log.info("job %s ran for %s", job_id, scheduled_for.isoformat())
         return scheduled_for
+
+    def _log_if_dropped(self, job_id: str, scheduled_for: datetime, now: datetime) -> None:
+        """A run missed while the bot was down is dropped with a log line (not on a first start)."""
+        with read_scope(self.engine) as session:
+            last = session.exec(select(func.max(JobRun.scheduled_for)).where(JobRun.job_id == job_id)).one()
+        if last is not None and last < scheduled_for:
+            log.warning(
+                "job %s missed its run at %s by %s (the bot was down): dropped as stale",
+                job_id,
+                scheduled_for.isoformat(),
+                now - scheduled_for,
+            )
 
     def catch_up(self, now: datetime) -> list[str]:
         """Run every job whose latest instant has not run yet (start-up, take-over)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,11 @@ class SlackHealth:
         self._lock = threading.Lock()
         self._down_since: datetime | None = None
         self._error: str | None = None
+        self._on_recovery: list[Callable[[], None]] = []
+
+    def on_recovery(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when Slack answers again after being unreachable."""
+        self._on_recovery.append(callback)
 
     def unreachable(self, error: str, at: datetime) -> None:
         with self._lock:
@@ -38,9 +44,12 @@ class SlackHealth:
         """Slack answered a call; True when it had been unreachable until now."""
         with self._lock:
             was_down, self._down_since, self._error = self._down_since, None, None
-        if was_down is not None:
-            log.warning("Slack answers again (unreachable since %s)", was_down.isoformat())
-        return was_down is not None
+        if was_down is None:
+            return False
+        log.warning("Slack answers again (unreachable since %s)", was_down.isoformat())
+        for callback in self._on_recovery:
+            callback()
+        return True
 
     @property
     def up(self) -> bool:
@@ -65,6 +74,7 @@ class ChannelResolver(PollingWorker):
         super().__init__(name="channel-resolver", poll_interval=poll_interval)
         self._channels = channels
         self._health = health
+        health.on_recovery(self.wake)
         self.pending = {
             setting: getattr(settings, setting) for setting in ("postmortems_channel", "wins_channel")
         }

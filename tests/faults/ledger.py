@@ -26,20 +26,20 @@ BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 @dataclass
 class Figures:
     """sent: requests the test sent to the bot; acknowledged: those answered 2xx with success; stored:
-    acknowledged changes found in the database; posted: logical messages found in Slack."""
+    acknowledged changes found in the database; delivered: logical messages found in Slack."""
 
     sent: int = 0
     acknowledged: int = 0
     stored: int = 0
-    posted: int = 0
+    delivered: int = 0
     lost: int = 0
     duplicated: int = 0
     problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (
-            f"sent={self.sent} acknowledged={self.acknowledged} stored={self.stored} posted={self.posted} "
-            f"lost={self.lost} duplicated={self.duplicated}"
+            f"sent={self.sent} acknowledged={self.acknowledged} stored={self.stored} "
+            f"delivered={self.delivered} lost={self.lost} duplicated={self.duplicated}"
         )
 
     def report(self, name: str) -> None:
@@ -159,7 +159,7 @@ def _tally(figures: Figures, what: str, copies: int) -> None:
         figures.lost += 1
         figures.problems.append(f"{what}: not in Slack")
     else:
-        figures.posted += 1
+        figures.delivered += 1
         if copies > 1:
             figures.duplicated += copies - 1
             figures.problems.append(f"{what}: {copies} copies")

@@ -9,6 +9,8 @@ The kinds:
 - ``applied_timeout``: the call *takes effect* (a message is posted), then the answer comes only after
   ``timeout_seconds``, as a 504. Slack does this too: the client times out although the post went
   through, which is how a retry can post a message twice.
+- ``unreachable``: the connection is closed without an answer, as when Slack (or the way to it) is down.
+  ``fail_rate(1.0, kinds=["unreachable"])`` is an outage; ``clear()`` ends it.
 
 Except ``applied_timeout``, a faulted call never changes workspace state; every faulted call is
 recorded in the call log with its error.
@@ -21,7 +23,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-KINDS = ("ratelimited", "server_error", "unavailable", "timeout", "applied_timeout")
+KINDS = ("ratelimited", "server_error", "unavailable", "timeout", "applied_timeout", "unreachable")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Fault:
             "unavailable": 503,
             "timeout": 504,
             "applied_timeout": 504,
+            "unreachable": 0,
         }[self.kind]
 
     @property
@@ -50,6 +53,7 @@ class Fault:
             "unavailable": "service_unavailable",
             "timeout": "timeout",
             "applied_timeout": "timeout",
+            "unreachable": "unreachable",
         }[self.kind]
 
 

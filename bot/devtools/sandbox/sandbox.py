@@ -24,6 +24,10 @@ from .webapi import APP_TOKEN_METHODS, METHODS
 T = TypeVar("T")
 
 
+class Unreachable(Exception):
+    """The "unreachable" fault: the HTTP handler closes the connection without answering."""
+
+
 class ManualClock:
     """A clock for tests: starts at the real time (so signatures stay fresh) and moves on `advance`."""
 
@@ -188,6 +192,8 @@ class SlackSandbox(SenderMixin):
             if fault.kind in ("timeout", "applied_timeout"):
                 self._stopping.wait(fault.timeout_seconds)
             self._record(method, args, fault.error, fault.status)
+            if fault.kind == "unreachable":
+                raise Unreachable(method)
             headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "ratelimited" else {}
             return fault.status, {"ok": False, "error": fault.error}, headers
         return 200, self._answer_api(method, args, token), {}
@@ -490,6 +496,8 @@ def _handler_for(sandbox: SlackSandbox) -> type[BaseHTTPRequestHandler]:
             try:
                 status, body, headers = sandbox.handle_api(method, args, token)
                 self._send_json(status, body, headers)
+            except Unreachable:
+                self.close_connection = True  # no status line at all: the client sees the connection drop
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a "timeout" fault): nothing to answer
 
