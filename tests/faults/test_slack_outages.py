@@ -158,8 +158,10 @@ def test_serve_starts_without_slack_stores_webhooks_and_resolves_channels_when_s
 
             sandbox.faults.clear()
             joined = sandbox.wait_for(
-                lambda: {c["args"]["channel"] for c in sandbox.calls_to("conversations.join") if c["ok"]}
-                >= {sandbox.channel_id("postmortems"), sandbox.channel_id("wins")},
+                lambda: (
+                    {c["args"]["channel"] for c in sandbox.calls_to("conversations.join") if c["ok"]}
+                    >= {sandbox.channel_id("postmortems"), sandbox.channel_id("wins")}
+                ),
                 timeout=30,
                 message="the configured channels were never resolved",
             )
