@@ -277,6 +277,8 @@ def bot_process(work: Path, sandbox: dict[str, str], database_url: str, tag: str
         HOST="127.0.0.1",
         PORT=str(port),
         PAGERDUTY_WEBHOOK_SECRETS=PAGERDUTY_SECRET,
+        # The benchmarks' sandbox enforces no rate limits: the bot sends as fast as it can.
+        OUTBOX_PACING="false",
     )
     run_dir = work / f"bot-{tag}"
     run_dir.mkdir()  # its own cwd: a developer's .env in the repo must not leak into the benchmark

@@ -90,3 +90,5 @@ def _no_background_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     """A started BotServer runs no scheduled jobs in tests: a digest or a reminder due at the wall-clock
     time of the run would land in the channels the scenarios assert on. Job tests pass a fixed `now`."""
     monkeypatch.setenv("SCHEDULER_ENABLED", "false")
+    # The sandbox enforces no rate limits unless a test switches them on (and then sets this too).
+    monkeypatch.setenv("OUTBOX_PACING", "false")

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     outbox_max_backoff_seconds: float = Field(default=300.0, ge=0.1, le=3600)
     # How long a replica's claim on an outbox row lasts: a replica that dies mid-send is taken over after it.
     outbox_claim_seconds: float = Field(default=60.0, ge=1, le=3600)
+    # Space the outbox's Slack calls by Slack's published rate limits (bot/slack/rate_limits.py); false for a
+    # Slack stand-in that has none (the tests, the benchmarks' sandbox).
+    outbox_pacing: bool = True
 
     @field_validator("pagerduty_webhook_secrets", "postmortem_admins", mode="before")
     @classmethod

@@ -245,6 +245,9 @@ class OutboxMessage(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = Field(default=OutboxStatus.PENDING, max_length=16)
     attempts: int = 0
+    # Claimed lowest first (then oldest first): 0 a new high-urgency incident's channel and card, 1 the
+    # rest, 2 routine (digest, reminders, nudges, wins); see bot/slack/outbox.py Priority.
+    priority: int = 1
     next_attempt_at: datetime
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # A worker claims a row for a short lease instead of holding a transaction open across the Slack

@@ -20,7 +20,7 @@ from bot.domain.incidents import display_id, public_item_text, public_title
 from bot.loop.charts import ChartSeries, chart_series, render_chart
 from bot.loop.kpis import KPI_FIELDS, compute_kpis, kpi_rows, local_midnight, trend, week_before
 from bot.slack import messages
-from bot.slack.outbox import enqueue, enqueue_upload
+from bot.slack.outbox import Priority, enqueue, enqueue_upload
 
 LIST_LIMIT = 10
 TOP_SERVICES = 5
@@ -162,6 +162,7 @@ def send_digest(
         message_key=f"digest:{week}",
         text=text,
         blocks=message,
+        priority=Priority.ROUTINE,
     )
     enqueue_upload(
         session,
@@ -171,5 +172,6 @@ def send_digest(
         filename=f"incidents-{week}.png",
         content=render_chart(series, target_minutes=settings.alert_mttr_minutes),
         title=f"Incidents and time to resolve, {CHART_WEEKS} weeks to {week}",
+        priority=Priority.ROUTINE,
     )
     return series

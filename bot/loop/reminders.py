@@ -28,7 +28,7 @@ from bot.core.rendering import format_duration, format_instant, plural, render
 from bot.domain.incidents import display_id, get_incident, public_item_text, public_title
 from bot.domain.postmortems import start_postmortem
 from bot.slack import messages
-from bot.slack.outbox import enqueue
+from bot.slack.outbox import Priority, enqueue
 
 # (after the resolution, who hears it)
 POSTMORTEM_STAGES = (
@@ -61,6 +61,7 @@ def send_retro_reminder(
         channel=settings.postmortems_channel,
         at=now,
         stale_at=scheduled_for + RETRO_FRESH,
+        priority=Priority.ROUTINE,
         text=text,
         blocks=message,
     )
@@ -177,6 +178,7 @@ def nudge_unwritten_postmortems(*, session: Session, settings: Settings, now: da
             channel=target,
             at=now,
             stale_at=now + NUDGE_FRESH,
+            priority=Priority.ROUTINE,
             text=text,
             blocks=message,
         )
@@ -221,6 +223,7 @@ def nudge_overdue_action_items(*, session: Session, settings: Settings, now: dat
             channel=item.owner_id,
             at=now,
             stale_at=now + NUDGE_FRESH,
+            priority=Priority.ROUTINE,
             text=text,
             blocks=message,
         )

@@ -29,7 +29,7 @@ from bot.core.rendering import format_duration, render
 from bot.domain.incidents import display_id, public_title
 from bot.loop.kpis import compute_kpis, last_closed_week
 from bot.slack import messages
-from bot.slack.outbox import enqueue
+from bot.slack.outbox import Priority, enqueue
 
 MTTR_IMPROVEMENT = 0.20
 HISTORY = timedelta(days=180)
@@ -58,7 +58,7 @@ def _announce_once(
     if not insert_ignoring_duplicates(session, Announcement, {"key": key, "kind": kind, "created_at": at}):
         return False
     text, message = messages.feedback_message(title=title, body=body, fallback=fallback)
-    enqueue(session, key=key, channel=channel, at=at, text=text, blocks=message)
+    enqueue(session, key=key, channel=channel, at=at, text=text, blocks=message, priority=Priority.ROUTINE)
     return True
 
 

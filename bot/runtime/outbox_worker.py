@@ -41,14 +41,15 @@ from typing import Any, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Engine, or_, update
-from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
 
 from bot.core.clock import utcnow
 from bot.core.db import read_scope, session_scope
 from bot.core.models import Attachment, OutboxMessage, OutboxStatus, SlackMessage
+from bot.runtime.outbox_claims import claim_due, give_back
 from bot.runtime.outbox_errors import MAX_ATTEMPTS, Action, Failure, Wait, backoff, classify
+from bot.runtime.outbox_pacing import Limits, Pacer, row_limits
 from bot.runtime.outbox_recovery import OUTBOX_EVENT_TYPE, find_in_slack
 from bot.runtime.slack_health import SlackHealth
 from bot.runtime.workers import PollingWorker
@@ -78,6 +79,7 @@ class OutboxWorker(PollingWorker):
         max_backoff: float = MAX_BACKOFF_SECONDS,
         claim_seconds: float = CLAIM_SECONDS,
         health: SlackHealth | None = None,
+        pacer: Pacer | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.worker_id = f"outbox-{uuid.uuid4().hex[:8]}"
@@ -89,6 +91,8 @@ class OutboxWorker(PollingWorker):
         self._client = client
         self._channels = channels
         self.health = health or SlackHealth()
+        # Slack's rate limits, kept by spacing the calls (None: no pacing, for a stand-in without limits).
+        self._pacer = pacer
         # The one source of "now" for this worker (a test moves it to cover hours of outage in seconds).
         self._clock = clock
         # While Slack cannot be reached: no claims before `_paused_until`; `_outage` failed probes so far.
@@ -96,24 +100,44 @@ class OutboxWorker(PollingWorker):
         self._outage = 0
 
     def run_once(self, now: datetime | None = None) -> int:
-        """Claim and deliver the rows that are due; returns how many were attempted."""
+        """Claim and deliver the rows that are due; returns how many were attempted (a row given back
+        because Slack's limits are not free yet is not an attempt)."""
         now = now or self._clock()
         if self._paused_until is not None and now < self._paused_until:
             return 0
-        claimed = self._claim(now)
+        claimed = claim_due(
+            self._engine, worker=self.worker_id, now=now, lease=self._claim_seconds, batch=BATCH
+        )
+        attempted, deferred = 0, []
         for index, (row, retried) in enumerate(claimed):
             if stale(row, now):
                 self._finish(row, OutboxStatus.DROPPED, "stale: still undelivered at its stale_at")
                 log.warning("outbox row %s (%s) dropped: stale since %s", row.id, row.key, row.created_at)
                 continue
+            limits, at = self._limits(row), self._clock()
+            wait = self._pacer.wait(limits, at) if self._pacer else 0.0
+            if wait > 0:
+                deferred.append((row, at + timedelta(seconds=wait)))
+                continue
+            if self._pacer:
+                self._pacer.take(limits, at)
+            attempted += 1
             failure = self._deliver(row, retried=retried)
             if failure is not None and failure.unreachable:
                 self._pause(failure, now)
-                self._release([later for later, _ in claimed[index + 1 :]])
-                return index + 1
+                give_back(self._engine, [(later, None) for later, _ in claimed[index + 1 :]])
+                break
+            if failure is not None and failure.after is not None and failure.slack_answered and self._pacer:
+                self._pacer.hold(limits, at + timedelta(seconds=failure.after))  # a 429: Retry-After
             if failure is None or failure.slack_answered:
                 self._slack_answered()
-        return len(claimed)
+        give_back(self._engine, deferred)
+        return attempted
+
+    def _limits(self, row: OutboxMessage) -> Limits:
+        if self._pacer is None:
+            return []
+        return row_limits(row, updating=self._message_location(row.message_key) is not None)
 
     def _pause(self, failure: Failure, now: datetime) -> None:
         """Slack is unreachable: every row waits, and the next claim (after the back-off) is the probe."""
@@ -125,67 +149,6 @@ class OutboxWorker(PollingWorker):
         if self._outage or not self.health.up:
             self._outage, self._paused_until = 0, None
             self.health.answered()
-
-    def _release(self, rows: list[OutboxMessage]) -> None:
-        """Give claimed rows back untouched (not an attempt): they stay due, for the next claim."""
-        if rows:
-            with session_scope(self._engine) as session:
-                session.execute(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.id).in_([row.id for row in rows]))
-                    .values(claimed_until=None)
-                )
-
-    def _claim(self, now: datetime) -> list[tuple[OutboxMessage, bool]]:
-        """Lease the due rows to this worker. The lease is written in the same transaction that locked
-        the rows (SKIP LOCKED: a concurrent worker skips them instead of waiting), so two workers never
-        hold the same row. Each row comes with `retried`: True when it was tried before, which is when the
-        delivery first checks whether Slack already has the message."""
-        earlier = aliased(OutboxMessage)
-        earlier_pending = (
-            select(earlier.id)
-            .where(
-                earlier.message_key == OutboxMessage.message_key,
-                col(earlier.id) < col(OutboxMessage.id),
-                earlier.status == OutboxStatus.PENDING,
-            )
-            .exists()
-        )
-        due = (
-            select(OutboxMessage.id, OutboxMessage.claimed_until)
-            .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
-            .where(or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now))
-            # One logical message is sent in order: its update waits for its first post.
-            .where(or_(col(OutboxMessage.message_key).is_(None), ~earlier_pending))
-            .order_by(col(OutboxMessage.id))
-        )
-        # Look before locking: an idle poll (4 a second) is then a read beside the writers, not a turn in
-        # SQLite's writer queue; the claim below checks again under the lock.
-        with read_scope(self._engine) as session:
-            if session.execute(due.limit(1)).first() is None:
-                return []
-        with session_scope(self._engine) as session:
-            found = list(
-                session.execute(due.limit(BATCH).with_for_update(skip_locked=True, of=OutboxMessage))
-            )
-            if not found:
-                return []
-            ids = [row_id for row_id, _ in found]
-            # A claim that was never released means its worker died mid-delivery.
-            abandoned = {row_id for row_id, claimed_until in found if claimed_until is not None}
-            session.execute(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_(ids))
-                .values(claimed_by=self.worker_id, claimed_until=now + timedelta(seconds=self._claim_seconds))
-            )
-            rows = list(
-                session.exec(
-                    select(OutboxMessage)
-                    .where(col(OutboxMessage.id).in_(ids))
-                    .order_by(col(OutboxMessage.id))
-                )
-            )
-        return [(row, row.attempts > 0 or row.id in abandoned) for row in rows]
 
     def _deliver(self, row: OutboxMessage, *, retried: bool) -> Failure | None:
         """Send one row and record the outcome; the failure, if it failed."""

@@ -25,6 +25,7 @@ from bot.core.db import make_engine, normalize_url, upgrade
 from bot.flows.context import Runtime
 from bot.flows.incidents import channel_opened
 from bot.runtime.ingest import IngestWriter
+from bot.runtime.outbox_pacing import Pacer
 from bot.runtime.outbox_worker import OutboxWorker
 from bot.runtime.processor import DeliveryProcessor
 from bot.runtime.redaction import install_redaction
@@ -70,6 +71,7 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
         max_backoff=settings.outbox_max_backoff_seconds,
         claim_seconds=settings.outbox_claim_seconds,
         clock=clock,
+        pacer=Pacer() if settings.outbox_pacing else None,
     )
     runtime = Runtime(settings=settings, engine=engine, client=client, channels=channels, outbox=outbox)
     ingest = IngestWriter(engine=engine, on_stored=lambda: processor.wake())

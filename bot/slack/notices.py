@@ -20,7 +20,7 @@ from bot.domain.postmortems import SaveResult
 from bot.slack import blocks, messages
 from bot.slack.blocks import truncate
 from bot.slack.channels import channel_mention
-from bot.slack.outbox import enqueue, enqueue_channel, enqueue_upload
+from bot.slack.outbox import Priority, enqueue, enqueue_channel, enqueue_upload
 
 
 def card_key(incident: Incident) -> str:
@@ -33,6 +33,11 @@ def summary_key(incident: Incident) -> str:
 
 def prompt_key(incident: Incident) -> str:
     return f"prompt:{incident.id}"
+
+
+def incident_priority(incident: Incident) -> Priority:
+    """A high-urgency incident's channel and card go before anything else waiting for Slack."""
+    return Priority.URGENT if (incident.urgency or "").lower() == "high" else Priority.NORMAL
 
 
 def enqueue_incident_card(
@@ -78,6 +83,7 @@ def enqueue_incident_card(
         message_key=card_key(incident),
         text=text,
         blocks=card,
+        priority=incident_priority(incident),
     )
 
 
@@ -119,6 +125,7 @@ def enqueue_incident_channel(
         create=create,
         at=at,
         context={"incident_id": incident.id},
+        priority=incident_priority(incident),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from sqlalchemy import func, update
@@ -27,6 +27,14 @@ class OutboxKind(StrEnum):
     # Open a channel (conversations.create, or find and join an existing one) and hand its id to the
     # worker's `on_channel` hook; `channel` is the name (or id) of the channel.
     CHANNEL = "channel"
+
+
+class Priority(IntEnum):
+    """The order the worker takes due rows in: urgent work before routine work (then oldest first)."""
+
+    URGENT = 0  # a new high-urgency incident's channel and card
+    NORMAL = 1
+    ROUTINE = 2  # the digest, reminders, nudges, wins
 
 
 # The payload field holding when an undelivered message stops being worth sending (ISO 8601).
@@ -50,6 +58,7 @@ def enqueue(
     thread_of: str | None = None,
     user: str | None = None,
     stale_at: datetime | None = None,
+    priority: Priority = Priority.NORMAL,
 ) -> bool:
     """Owe Slack a message. `thread_of` is the message_key of the message to reply under; `user` is the
     recipient of an ephemeral message; a message still undelivered at `stale_at` (Slack was down) is
@@ -72,6 +81,7 @@ def enqueue(
             "channel": channel,
             "message_key": message_key,
             "payload": payload,
+            "priority": priority,
             "status": OutboxStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": at,
@@ -91,6 +101,7 @@ def enqueue_upload(
     title: str,
     comment: str | None = None,
     thread_of: str | None = None,
+    priority: Priority = Priority.NORMAL,
 ) -> bool:
     """Owe Slack a file upload (a Markdown document, a chart) into `channel`, optionally in a thread."""
     if session.exec(select(OutboxMessage.id).where(OutboxMessage.key == key)).first() is not None:
@@ -111,6 +122,7 @@ def enqueue_upload(
             "kind": OutboxKind.UPLOAD,
             "channel": channel,
             "payload": payload,
+            "priority": priority,
             "status": OutboxStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": at,
@@ -120,7 +132,14 @@ def enqueue_upload(
 
 
 def enqueue_channel(
-    session: Session, *, key: str, name: str, create: bool, at: datetime, context: dict[str, Any]
+    session: Session,
+    *,
+    key: str,
+    name: str,
+    create: bool,
+    at: datetime,
+    context: dict[str, Any],
+    priority: Priority = Priority.NORMAL,
 ) -> bool:
     """Owe Slack a channel: created as `name` when `create` (reusing one of that name that exists),
     otherwise the existing channel `name` (a name or an id) is joined. `context` reaches the hook."""
@@ -132,6 +151,7 @@ def enqueue_channel(
             "kind": OutboxKind.CHANNEL,
             "channel": name,
             "payload": {**context, "create": create},
+            "priority": priority,
             "status": OutboxStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": at,

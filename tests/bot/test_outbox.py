@@ -20,7 +20,9 @@ from bot.core.config import load_settings
 from bot.core.db import session_scope
 from bot.core.models import OutboxMessage, OutboxStatus, SlackMessage
 from bot.devtools.sandbox import SlackSandbox
-from bot.runtime.outbox_worker import MAX_ATTEMPTS, OUTBOX_EVENT_TYPE, OutboxWorker
+from bot.runtime.outbox_claims import claim_due
+from bot.runtime.outbox_errors import MAX_ATTEMPTS
+from bot.runtime.outbox_worker import OUTBOX_EVENT_TYPE, OutboxWorker
 from bot.runtime.server import build_process, create_wsgi_app
 from bot.slack.channels import ChannelDirectory
 from bot.slack.outbox import enqueue
@@ -124,7 +126,7 @@ def test_a_claim_abandoned_by_a_dead_worker_is_checked_before_resending(
     owe(engine, "died-before-posting", channel)
     # Worker 1 claims both rows, posts the first, and dies before recording anything.
     dead = make_worker(engine, sandbox)
-    claimed = dead._claim(utcnow())
+    claimed = claim_due(engine, worker=dead.worker_id, now=utcnow(), lease=60, batch=20)
     assert [r.key for r, retried in claimed] == ["posted-then-died", "died-before-posting"]
     assert not any(retried for _, retried in claimed)
     dead._client.chat_postMessage(
