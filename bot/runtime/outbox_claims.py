@@ -7,6 +7,7 @@ the same row, and the Slack call happens after that transaction, outside any loc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, update
@@ -70,7 +71,7 @@ def claim_due(
     return [(row, row.attempts > 0 or row.id in abandoned) for row in rows]
 
 
-def give_back(engine: Engine, rows: list[tuple[OutboxMessage, datetime | None]]) -> None:
+def give_back(engine: Engine, rows: Sequence[tuple[OutboxMessage, datetime | None]]) -> None:
     """Release claimed rows without an attempt: due again at once (None), or at the instant given (when
     Slack's rate limits let them go)."""
     if not rows:

@@ -7,6 +7,8 @@ Every post carries Slack message metadata with its row's key (`event_type` OUTBO
 
 from __future__ import annotations
 
+from typing import Any
+
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -43,7 +45,8 @@ def find_in_slack(
             return None  # posting needs membership, so nothing was posted there
         raise
     filename = row.payload.get("filename")
-    for message in page.get("messages", []):
+    messages: list[dict[str, Any]] = page.get("messages", [])
+    for message in messages:
         metadata = message.get("metadata") or {}
         if metadata.get("event_type") == OUTBOX_EVENT_TYPE and (
             (metadata.get("event_payload") or {}).get("key") == row.key

@@ -210,7 +210,9 @@ class SlackSandbox(SenderMixin):
             return fault.status, {"ok": False, "error": fault.error}, headers
         return 200, self._answer_api(method, args, token), {}
 
-    def _rate_limited(self, method: str, args: dict[str, Any]) -> tuple[int, dict, dict] | None:
+    def _rate_limited(
+        self, method: str, args: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
         """Slack's 429 for a call over its limits (each call counts, as with Slack), or None."""
         if not self.enforce_rate_limits:
             return None
