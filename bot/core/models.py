@@ -234,6 +234,8 @@ class OutboxMessage(SQLModel, table=True):
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
         # The claim's "no earlier pending row for this message_key" check.
         Index("ix_outbox_message_key", "message_key", "status"),
+        # The claim's "no earlier pending logical message in this channel" check.
+        Index("ix_outbox_channel", "channel", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, and_, or_, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Exists
 from sqlmodel import col, select
 
 from bot.core.db import read_scope, session_scope
@@ -26,21 +28,32 @@ def claim_due(
     two workers never hold the same row. Each row comes with `retried`: True when it was tried before,
     which is when the delivery first checks whether Slack already has the message."""
     earlier = aliased(OutboxMessage)
-    earlier_pending = (
-        select(earlier.id)
-        .where(
-            earlier.message_key == OutboxMessage.message_key,
-            col(earlier.id) < col(OutboxMessage.id),
-            earlier.status == OutboxStatus.PENDING,
+
+    def earlier_pending(same: ColumnElement[bool]) -> Exists:
+        return (
+            select(earlier.id)
+            .where(same, col(earlier.id) < col(OutboxMessage.id), earlier.status == OutboxStatus.PENDING)
+            .exists()
         )
-        .exists()
-    )
+
     due = (
         select(OutboxMessage.id, OutboxMessage.claimed_until)
         .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
         .where(or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now))
-        # One logical message is sent in order: its update waits for its first post.
-        .where(or_(col(OutboxMessage.message_key).is_(None), ~earlier_pending))
+        # One logical message is sent in order: its update waits for its first post. And what follows a
+        # logical message (a card, a summary, a digest) in its channel waits for it: a prompt never
+        # overtakes its card, even while the card is retried. Other rows block nothing when they fail.
+        .where(
+            or_(
+                col(OutboxMessage.message_key).is_(None),
+                ~earlier_pending(earlier.message_key == OutboxMessage.message_key),
+            )
+        )
+        .where(
+            ~earlier_pending(
+                and_(earlier.channel == OutboxMessage.channel, col(earlier.message_key).is_not(None))
+            )
+        )
         # Urgent work first (a new incident's channel and card before a digest), then oldest first.
         .order_by(col(OutboxMessage.priority), col(OutboxMessage.id))
     )

@@ -141,6 +141,20 @@ def test_a_claim_abandoned_by_a_dead_worker_is_checked_before_resending(
     assert {row(engine, k).status for k in ("posted-then-died", "died-before-posting")} == {"sent"}
 
 
+def test_a_channel_hears_its_messages_in_order_even_when_the_first_is_retried(
+    engine: Engine, sandbox: SlackSandbox, channel: str
+) -> None:
+    owe(engine, "card", channel, message_key="card:9", text="the card")
+    owe(engine, "prompt", channel, text="write the post-mortem")
+    sandbox.faults.fail_next("chat.postMessage", "server_error")
+    worker = make_worker(engine, sandbox)
+    worker.run_once()  # the card fails once and waits its back-off
+    assert worker.run_once() == 0  # the prompt does not overtake it
+    worker.run_once(now=later())
+    worker.run_once(now=later())
+    assert [m["text"] for m in sandbox.messages(channel)] == ["the card", "write the post-mortem"]
+
+
 def test_an_upload_whose_answer_was_lost_is_not_uploaded_twice(
     engine: Engine, sandbox: SlackSandbox, channel: str
 ) -> None:
