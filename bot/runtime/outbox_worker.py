@@ -5,8 +5,9 @@ change that caused it does); a worker delivers them. `key` makes enqueueing idem
 enqueued twice is one message. A "post" row with a `message_key` posts the first time and updates
 that same Slack message (`chat.update`) afterwards, so a card or a summary is never posted twice.
 
-Slack rate-limits about one message per second per channel and answers 429 with `Retry-After`
-(docs/architecture.md, "Slack"): the worker reschedules the row for then, without blocking any listener.
+Slack rate-limits each method by tier and posts to about one a second per channel, answering 429 with
+`Retry-After` (docs/architecture.md, "Slack"): the worker paces its calls by those limits
+(outbox_pacing.py), reschedules a 429'd row for its Retry-After, and never blocks a listener.
 
 Delivery guarantee (what the fault tests in tests/faults/ prove):
 
@@ -17,18 +18,18 @@ Delivery guarantee (what the fault tests in tests/faults/ prove):
   dropped with `postmortem-bot outbox retry|drop`). While Slack cannot be reached at all the worker
   pauses (one probe per back-off, not one failed call per row) and, once Slack answers, delivers what
   waited in order.
-- Never sent by two workers: a worker claims due rows for a short lease (`claimed_until`) inside a
-  `SELECT ... FOR UPDATE SKIP LOCKED` transaction on PostgreSQL (`BEGIN IMMEDIATE` on SQLite), so
-  replicas never pick the same row; the Slack call happens after that transaction, outside any lock.
-- Never posted twice after a crash: every post carries Slack message metadata with the row's key
-  (`event_type` OUTBOX_EVENT_TYPE, `event_payload.key`). A row that was tried before (attempts > 0, or
-  a claim that expired because its worker died between sending and recording) is first looked up in
-  the channel's recent history (or the thread's replies); if Slack already has it, the worker records
-  it instead of posting again. Uploads are found the same way by their file name. Updates
-  (`chat.update`) are idempotent by nature. Ephemeral messages cannot be looked up: they are
-  at-least-once.
-- In order per logical message: a row is not claimed while an earlier row for the same `message_key`
-  is pending, so a card's "resolved" update can never be posted as a second card ahead of its first post.
+- Never sent by two workers: a worker claims due rows for a short lease (outbox_claims.py), so replicas
+  never pick the same row; the Slack call happens after that transaction, outside any lock.
+- Never posted twice after a crash: every post carries Slack message metadata with the row's key. A row
+  that was tried before (attempts > 0, or a claim that expired because its worker died between sending
+  and recording) is first looked up in the channel's recent history or the thread's replies
+  (outbox_recovery.py); if Slack already has it, the worker records it instead of posting again.
+  Uploads are found the same way by their file name. Updates (`chat.update`) are idempotent by nature.
+  Ephemeral messages cannot be looked up: they are at-least-once.
+- In order: a row is not claimed while an earlier row for the same `message_key` is pending, so a card's
+  "resolved" update can never be posted as a second card ahead of its first post; nor while an earlier
+  logical message of its channel is pending, so a prompt never overtakes its card (outbox_claims.py).
+  Urgent rows (a new high-urgency incident's channel and card) are claimed before routine ones.
 """
 
 from __future__ import annotations

@@ -58,8 +58,8 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
     """`clock` is the outbox's "now" (tests move it to cover hours of Slack outage in seconds)."""
     engine = make_engine(settings.database_url)
     client = make_client(settings)
-    # The outbox owns retries (it honours Retry-After and parks after repeated failure), so its client
-    # must not retry on its own and hide a failure or send twice.
+    # The outbox owns retries (it honours Retry-After, backs off, parks what no retry can fix), so its
+    # client must not retry on its own and hide a failure or send twice.
     outbox_client = make_client(settings)
     outbox_client.retry_handlers = []
     channels = ChannelDirectory(client)
