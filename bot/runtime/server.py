@@ -30,7 +30,7 @@ from bot.runtime.outbox_worker import OutboxWorker
 from bot.runtime.processor import DeliveryProcessor
 from bot.runtime.redaction import install_redaction
 from bot.runtime.scheduler import Scheduler
-from bot.runtime.slack_health import ChannelResolver
+from bot.runtime.slack_health import SlackStartup, join_channel
 from bot.runtime.web import Router, health, make_server, metrics, ready, slack_events
 from bot.runtime.webhook_route import PATH as PAGERDUTY_PATH
 from bot.runtime.webhook_route import pagerduty_webhook
@@ -39,7 +39,8 @@ from bot.slack.client import make_client
 
 log = logging.getLogger(__name__)
 
-# How often a configured channel that could not be resolved (Slack unreachable) is tried again.
+# How often start-up work that needs Slack (Socket Mode, the configured channels) is tried again while
+# Slack is unreachable.
 RESOLVE_INTERVAL_SECONDS = 15.0
 
 
@@ -145,7 +146,7 @@ class BotServer:
         self._threads = threads
         self._clock = clock
         self._resolve_interval = resolve_interval
-        self.resolver: ChannelResolver | None = None
+        self.startup: SlackStartup | None = None
         self.process: Process | None = None
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -178,24 +179,25 @@ class BotServer:
         )
         self._thread = threading.Thread(target=self._serve_http, args=(server,), name="http", daemon=True)
         self._thread.start()
+        tasks = {
+            setting.upper(): join_channel(runtime.channels, setting, getattr(self.settings, setting))
+            for setting in ("postmortems_channel", "wins_channel")
+        }
         if socket_mode:
             self._socket_mode = SocketModeHandler(
                 app,
                 app_token=self.settings.slack_app_token,
                 web_client=make_client(self.settings, token=self.settings.slack_app_token),
             )
-            self._socket_mode.connect()  # type: ignore[no-untyped-call]
-        # Resolve the configured channels now: a typo shows at start-up, not at the first post. When Slack
-        # is unreachable the bot serves anyway (webhooks are stored) and resolves them once Slack answers.
-        self.resolver = ChannelResolver(
-            channels=runtime.channels,
-            settings=self.settings,
-            health=process.outbox.health,
-            poll_interval=self._resolve_interval,
+            tasks = {"Socket Mode": self._socket_mode.connect, **tasks}
+        # Slack now: a typo or a bad token shows at start-up. When Slack is unreachable the bot serves
+        # anyway (webhooks are stored) and finishes these once Slack answers.
+        self.startup = SlackStartup(
+            tasks=tasks, health=process.outbox.health, poll_interval=self._resolve_interval
         )
-        self.resolver.run_once()
-        if self.resolver.pending:
-            self.resolver.start()
+        self.startup.run_once()
+        if self.startup.pending:
+            self.startup.start()
         process.outbox.start()
         process.processor.start()  # processes what an earlier run stored and left unprocessed, too
         if self.settings.scheduler_enabled:
@@ -228,8 +230,8 @@ class BotServer:
         self._stopped.set()
         if self.scheduler is not None:
             self.scheduler.stop()
-        if self.resolver is not None:
-            self.resolver.stop()
+        if self.startup is not None:
+            self.startup.stop()
         if self.process is not None:
             self.process.processor.stop()
             self.process.outbox.stop()

@@ -15,7 +15,6 @@ from typing import Any
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from bot.core.clock import utcnow
-from bot.core.config import Settings
 from bot.runtime.workers import PollingWorker
 from bot.slack.channels import ChannelDirectory, ChannelNotFound
 
@@ -63,36 +62,42 @@ class SlackHealth:
             return {"status": "unreachable", "since": self._down_since.isoformat(), "error": self._error}
 
 
-class ChannelResolver(PollingWorker):
-    """Resolves and joins the configured channels (POSTMORTEMS_CHANNEL, WINS_CHANNEL). Tried once at
-    start-up, so a typo shows then; what could not be resolved because Slack was unreachable is tried
-    again every `poll_interval` until Slack answers (the bot serves meanwhile)."""
+class SlackStartup(PollingWorker):
+    """What start-up needs from Slack: each task is tried once at start-up (so a typo or a bad token
+    shows then); one that fails because Slack is unreachable is tried again every `poll_interval`, and at
+    once when Slack answers again, until it succeeds. The bot serves meanwhile (webhooks are stored)."""
 
     def __init__(
-        self, *, channels: ChannelDirectory, settings: Settings, health: SlackHealth, poll_interval: float
+        self, *, tasks: dict[str, Callable[[], None]], health: SlackHealth, poll_interval: float
     ) -> None:
-        super().__init__(name="channel-resolver", poll_interval=poll_interval)
-        self._channels = channels
+        super().__init__(name="slack-startup", poll_interval=poll_interval)
         self._health = health
         health.on_recovery(self.wake)
-        self.pending = {
-            setting: getattr(settings, setting) for setting in ("postmortems_channel", "wins_channel")
-        }
+        self.pending = dict(tasks)
 
     def run_once(self) -> int:
-        for setting, name in list(self.pending.items()):
+        for name, task in list(self.pending.items()):
             try:
-                self._channels.join(self._channels.resolve(name))
+                task()
             except (SlackRequestError, OSError) as exc:
                 self._health.unreachable(f"{type(exc).__name__}: {exc}", utcnow())
-                log.warning("%s=%r not resolved yet: Slack is unreachable (retried)", setting.upper(), name)
+                log.warning("%s: not done yet, Slack is unreachable (tried again)", name)
                 return 0
-            except (ChannelNotFound, SlackApiError) as exc:
-                log.warning("%s=%r: %s (messages for it wait in the outbox)", setting.upper(), name, exc)
-            else:
-                log.info("%s=%r resolved", setting.upper(), name)
             self._health.answered()
-            del self.pending[setting]
+            del self.pending[name]
         if not self.pending:
             self._stop.set()
         return 0
+
+
+def join_channel(channels: ChannelDirectory, setting: str, name: str) -> Callable[[], None]:
+    """Resolve and join a configured channel (POSTMORTEMS_CHANNEL, WINS_CHANNEL). One that does not exist
+    is logged, not fatal: messages for it wait in the outbox."""
+
+    def task() -> None:
+        try:
+            channels.join(channels.resolve(name))
+        except (ChannelNotFound, SlackApiError) as exc:
+            log.warning("%s=%r: %s (messages for it wait in the outbox)", setting.upper(), name, exc)
+
+    return task

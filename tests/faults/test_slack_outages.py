@@ -178,3 +178,18 @@ def test_serve_starts_without_slack_stores_webhooks_and_resolves_channels_when_s
         figures.lost += figures.acknowledged - figures.stored
         count_messages(sandbox, database_url, figures)
     figures.report("serve started without slack")
+
+
+def test_socket_mode_connects_once_slack_answers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stack = LocalStack(f"sqlite:///{tmp_path / 'socket.db'}", socket_mode=True, outbox_max_backoff_seconds=1)
+    outage_on(stack.sandbox.start())
+    with stack:  # starts although apps.connections.open cannot be reached
+        sandbox = stack.sandbox
+        body = pagerduty_body("QSOCKET", 400, "triggered", minutes=0)
+        assert post_pagerduty(stack.bot_url, body, PAGERDUTY_SECRET) == 202
+        assert sandbox.socket_mode_connections == 0
+        sandbox.faults.clear()
+        sandbox.wait_for(lambda: sandbox.socket_mode_connections, timeout=30, message="never connected")
+        channel = sandbox.create_channel("war-room", members=["U0BOB", "U0BOT"])
+        answer = sandbox.slash_command("U0BOB", channel, text="help")
+        assert answer.ok and "/postmortem" in (answer.json or {}).get("text", ""), answer
