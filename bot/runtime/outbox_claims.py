@@ -46,12 +46,14 @@ def claim_due(
         .where(
             or_(
                 col(OutboxMessage.message_key).is_(None),
-                ~earlier_pending(earlier.message_key == OutboxMessage.message_key),
+                ~earlier_pending(col(earlier.message_key) == col(OutboxMessage.message_key)),
             )
         )
         .where(
             ~earlier_pending(
-                and_(earlier.channel == OutboxMessage.channel, col(earlier.message_key).is_not(None))
+                and_(
+                    col(earlier.channel) == col(OutboxMessage.channel), col(earlier.message_key).is_not(None)
+                )
             )
         )
         # Urgent work first (a new incident's channel and card before a digest), then oldest first.
