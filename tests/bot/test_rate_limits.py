@@ -31,8 +31,8 @@ def clock() -> ManualClock:
 @pytest.fixture
 def sandbox(clock: ManualClock) -> Iterator[SlackSandbox]:
     with SlackSandbox(bot_token=BOT_TOKEN) as sb:
-        sb.enforce_rate_limits = True
-        sb.rate_limit_clock = clock
+        sb.rate_limits.enforced = True
+        sb.rate_limits.clock = clock
         yield sb
 
 

@@ -44,8 +44,8 @@ def test_a_storm_of_200_incidents_is_paced_by_slacks_limits_losing_and_duplicati
     database_url = f"sqlite:///{tmp_path / 'storm.db'}"
     with LocalStack(database_url, clock=clock.now, outbox_pacing=True) as stack:
         sandbox, outbox = stack.sandbox, stack.server.process.outbox  # type: ignore[union-attr]
-        sandbox.rate_limit_clock = clock.seconds
-        sandbox.enforce_rate_limits = True
+        sandbox.rate_limits.clock = clock.seconds
+        sandbox.rate_limits.enforced = True
         # The test drives the outbox (every 5 ms of wall clock, a third of a second of Slack time) instead
         # of its thread's quarter-second poll, which would be 15 s of Slack time.
         outbox.stop()

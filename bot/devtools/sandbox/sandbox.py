@@ -7,7 +7,6 @@ import copy
 import email.parser
 import email.policy
 import json
-import math
 import threading
 import time
 import urllib.parse
@@ -15,9 +14,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
-from bot.slack.rate_limits import RateGate, limits_for
-
 from .faults import Faults
+from .rate_limits import RateLimits
 from .sender import SenderMixin
 from .socket_mode import SocketModeServer
 from .state import APP_ID, BOT_ID, BOT_USER, DEMO_HUMANS, TEAM_ID, SlackError
@@ -113,12 +111,8 @@ class SlackSandbox(SenderMixin):
         # Slack gives an app 3 s to answer; tests on a slow machine may raise it.
         self.ack_timeout = ack_timeout
         self.faults = Faults()
-        # Slack's published rate limits (bot/slack/rate_limits.py), enforced when switched on: a call over
-        # its method's tier, or a post over its channel's rate, gets 429 with Retry-After.
-        self.enforce_rate_limits = False
-        # Their clock (seconds); a test may run it faster than the wall clock, as it does the bot's.
-        self.rate_limit_clock: Callable[[], float] = self.clock
-        self._rate_gate = RateGate()
+        # Slack's rate limits: `sb.rate_limits.enforced = True` switches them on.
+        self.rate_limits = RateLimits(self.clock)
         self._socket = SocketModeServer(host)
         self._http: ThreadingHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
@@ -194,9 +188,10 @@ class SlackSandbox(SenderMixin):
         delay = self.faults.delay_for(method)
         if delay:
             self._stopping.wait(delay)
-        limited = self._rate_limited(method, args)
-        if limited is not None:
-            return limited
+        retry_after = self.rate_limits.refuse(method, args)
+        if retry_after is not None:
+            self._record(method, args, "ratelimited", 429)
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
         fault = self.faults.pick(method) if method in METHODS else None
         if fault is not None and fault.kind == "applied_timeout":
             self._answer_api(method, args, token)  # it happens; only the answer is lost
@@ -209,21 +204,6 @@ class SlackSandbox(SenderMixin):
             headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "ratelimited" else {}
             return fault.status, {"ok": False, "error": fault.error}, headers
         return 200, self._answer_api(method, args, token), {}
-
-    def _rate_limited(
-        self, method: str, args: dict[str, Any]
-    ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
-        """Slack's 429 for a call over its limits (each call counts, as with Slack), or None."""
-        if not self.enforce_rate_limits:
-            return None
-        limits = limits_for(method, str(args.get("channel") or ""))
-        now = self.rate_limit_clock()
-        wait = self._rate_gate.wait(limits, now)
-        if wait <= 0:
-            self._rate_gate.take(limits, now)
-            return None
-        self._record(method, args, "ratelimited", 429)
-        return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(math.ceil(wait))}
 
     def _answer_api(self, method: str, args: dict[str, Any], token: str | None) -> dict[str, Any]:
         try:
