@@ -29,7 +29,7 @@ from bot.core.clock import utcnow
 from bot.core.db import read_scope
 from bot.core.models import ActionItem, ActionItemStatus, Incident
 from bot.loop.kpis import NO_SERVICE
-from bot.slack.outbox import depth
+from bot.slack.outbox import depth, oldest_pending
 
 PREFIX = "postmortem_bot"
 NO_URGENCY = "unknown"
@@ -115,6 +115,12 @@ class DatabaseCollector:
             for status, count in depth(session).items():
                 outbox.add_metric([status], count)
             yield outbox
+            oldest = oldest_pending(session)
+            yield GaugeMetricFamily(
+                f"{PREFIX}_outbox_oldest_pending_seconds",
+                "How long the oldest message owed to Slack has waited (0: none): grows while Slack is down.",
+                value=(self._now() - oldest).total_seconds() if oldest else 0.0,
+            )
 
     def _incidents(self, session: Session) -> Iterator[Metric]:
         """The incident counter and every histogram from one scan of `incidents`, grouped by service and

@@ -168,6 +168,12 @@ def depth(session: Session) -> dict[str, int]:
     return counts
 
 
+def oldest_pending(session: Session) -> datetime | None:
+    """When the oldest message still owed to Slack was enqueued (None: nothing is owed)."""
+    statement = select(func.min(OutboxMessage.created_at)).where(OutboxMessage.status == OutboxStatus.PENDING)
+    return session.exec(statement).one()
+
+
 def stale(row: OutboxMessage, now: datetime) -> bool:
     """True when `row` waited past its `stale_at` (a reminder that would now arrive too late to help)."""
     stale_at = row.payload.get(STALE_AT)

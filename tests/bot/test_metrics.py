@@ -124,11 +124,13 @@ def test_action_items_overdue_by_the_local_day_and_outbox_depth(engine: Engine, 
     assert value(in_utc, "postmortem_bot_action_items_overdue") == 1
     depth = {status: value(samples, "postmortem_bot_outbox_depth", status=status) for status in OutboxStatus}
     assert depth == {"pending": 2, "sent": 1, "parked": 1, "dropped": 0}
+    assert value(samples, "postmortem_bot_outbox_oldest_pending_seconds") == (NOW - AT).total_seconds()
 
 
 def test_an_empty_database_still_exports_every_family(engine: Engine) -> None:
     text, samples = scrape(engine)
     assert value(samples, "postmortem_bot_action_items_open") == 0
+    assert value(samples, "postmortem_bot_outbox_oldest_pending_seconds") == 0
     for kind in ("time_to_acknowledge", "time_to_first_response", "time_to_resolve", "documentation_latency"):
         assert f"# TYPE postmortem_bot_{kind}_seconds histogram" in text
 
