@@ -47,9 +47,10 @@ def test_postgresql_restarted_mid_load_loses_nothing_answered_and_recovers_witho
     with LocalStack(database_url, outbox_claim_seconds=2, outbox_max_backoff_seconds=1) as stack:
 
         def deliver(n: int) -> None:
-            """PagerDuty: one delivery, retried until it gets a 2xx."""
+            """PagerDuty: one delivery, retried until it gets a 2xx (a minute at most)."""
             body = pagerduty_body(f"QPG{n:03d}", 700 + n, "triggered", minutes=0)
-            while True:
+            give_up = time.monotonic() + 60
+            while time.monotonic() < give_up:
                 status = post_pagerduty(stack.bot_url, body, PAGERDUTY_SECRET)
                 with lock:
                     figures.sent += 1
@@ -61,6 +62,7 @@ def test_postgresql_restarted_mid_load_loses_nothing_answered_and_recovers_witho
                         return
                 assert status == 503, status  # never a 5xx other than "not stored, retry"
                 time.sleep(0.05)  # PagerDuty's retry, compressed
+            raise AssertionError(f"delivery {n} was never stored: the bot did not recover")
 
         with ThreadPoolExecutor(4) as pool:
             sending = pool.map(deliver, range(DELIVERIES))
