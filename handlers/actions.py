@@ -44,6 +44,7 @@ def handle_save_draft(ack: Ack, body: dict[str, Any], client: WebClient, runtime
         user_id=body["user"]["id"],
         publish=False,
         at=now,
+        submission_key=modal_view.submission_key(view, "save"),
     )
     if isinstance(result, dict):
         note = ":warning: Not saved: " + " ".join(result.values())
@@ -51,6 +52,7 @@ def handle_save_draft(ack: Ack, body: dict[str, Any], client: WebClient, runtime
         # The rows now edit the items just saved: a later save or publish from this modal updates them.
         for item, item_id in zip(draft.filled_action_items(), result.item_ids, strict=False):
             item.item_id = item_id
+        draft.base_revision = result.revision.number
         saved_at = format_instant(now, runtime.settings.tz, "%H:%M %Z")
         note = f":floppy_disk: Draft saved at {saved_at} (revision {result.revision.number})."
     again = postmortems.form_again(

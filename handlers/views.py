@@ -26,6 +26,7 @@ def handle_postmortem_submission(
         user_id=body["user"]["id"],
         publish=True,
         at=utcnow(),
+        submission_key=modal_view.submission_key(view, "publish"),
     )
     if isinstance(result, dict):
         ack(response_action="errors", errors=modal_view.modal_errors(result))

@@ -149,7 +149,12 @@ class PostmortemRevision(SQLModel, table=True):
     """One save of a post-mortem: who, when, which fields, and the whole content after the save."""
 
     __tablename__ = "postmortem_revisions"
-    __table_args__ = (UniqueConstraint("postmortem_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("postmortem_id", "number"),
+        UniqueConstraint(
+            "postmortem_id", "submission_key", name="uq_postmortem_revisions_postmortem_id_submission_key"
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     postmortem_id: int = Field(foreign_key="postmortems.id", index=True)
@@ -158,6 +163,9 @@ class PostmortemRevision(SQLModel, table=True):
     action: str = Field(max_length=16)  # "save", "publish" or "restore"
     changed_fields: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The form submission that made it (its view and values): one delivered twice saves once. None for
+    # restores and saves from elsewhere.
+    submission_key: str | None = Field(default=None, max_length=64)
     created_at: datetime
 
 

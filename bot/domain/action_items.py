@@ -1,4 +1,5 @@
-"""Action items after publication: marking one done, and who may; listing someone's open items.
+"""Action items: the rows a post-mortem save makes of the form's; after publication, marking one done, and
+who may; listing someone's open items.
 
 No Slack here: who is an incident participant (a member of its channel) is passed in by the caller.
 """
@@ -12,13 +13,80 @@ from datetime import date, datetime
 from sqlmodel import Session, col, select
 
 from bot.core.errors import UserError
-from bot.core.models import ActionItem, ActionItemStatus, Incident
+from bot.core.models import ActionItem, ActionItemStatus, Incident, Postmortem, id_of
 from bot.domain.access import may_edit
 from bot.domain.incidents import display_id
 
 
 class ActionItemError(UserError):
     """A user-facing refusal about an action item."""
+
+
+@dataclass
+class ActionItemInput:
+    text: str = ""
+    owner_id: str | None = None
+    due_date: date | None = None
+    # The saved item this row edits (None: a new item). Identity comes from the id, not the row's place or
+    # wording, so fixing a typo in a done item keeps it done and deleting a row moves nothing.
+    item_id: int | None = None
+
+
+def action_items_of(*, session: Session, postmortem: Postmortem) -> list[ActionItem]:
+    statement = (
+        select(ActionItem).where(ActionItem.postmortem_id == postmortem.id).order_by(col(ActionItem.position))
+    )
+    return list(session.exec(statement))
+
+
+def replace_action_items(
+    *,
+    session: Session,
+    postmortem: Postmortem,
+    items: list[ActionItemInput],
+    keep: Collection[int] = (),
+    at: datetime,
+) -> None:
+    """Make the post-mortem's items `items`, in that order. A row with the id of a saved item edits that
+    item (its status and history stay); a row without one is a new, open item. Saved items that are neither
+    in `items` nor in `keep` were deleted by the editor."""
+    existing = {row.id: row for row in action_items_of(session=session, postmortem=postmortem)}
+    kept = [existing.pop(item_id) for item_id in keep if item_id in existing]
+    for position, item in enumerate(items):
+        text = item.text.strip()
+        row = existing.pop(item.item_id, None) if item.item_id is not None else None
+        if row is None:
+            session.add(
+                ActionItem(
+                    postmortem_id=id_of(postmortem),
+                    incident_id=postmortem.incident_id,
+                    position=position,
+                    text=text,
+                    owner_id=item.owner_id,
+                    due_date=item.due_date,
+                    status=ActionItemStatus.OPEN,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+        elif (row.text, row.owner_id, row.due_date, row.position) != (
+            text,
+            item.owner_id,
+            item.due_date,
+            position,
+        ):
+            row.text, row.owner_id, row.due_date, row.position, row.updated_at = (
+                text,
+                item.owner_id,
+                item.due_date,
+                position,
+                at,
+            )
+    for position, row in enumerate(kept, start=len(items)):
+        row.position = position
+    for row in existing.values():
+        session.delete(row)
+    session.flush()
 
 
 def complete_action_item(

@@ -18,33 +18,43 @@ from sqlmodel import Session, col, select
 from bot.core.errors import UserError
 from bot.core.models import (
     ActionItem,
-    ActionItemStatus,
     Incident,
     Postmortem,
     PostmortemRevision,
     PostmortemStatus,
     id_of,
 )
+from bot.domain.action_items import ActionItemInput, action_items_of, replace_action_items
 from bot.domain.incidents import refresh_durations
 
 SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")
 TEXT_FIELDS = ("summary", "impact", "root_cause", "resolution")
 REQUIRED_TO_PUBLISH = {"summary": "Summary", "root_cause": "Root cause", "resolution": "Resolution"}
 MAX_TEXT = 3000
+FIELD_LABELS = {
+    "summary": "the summary",
+    "impact": "the impact",
+    "root_cause": "the root cause",
+    "resolution": "the resolution",
+    "severity": "the severity",
+    "services": "the services",
+    "resolution_minutes": "the resolution time",
+    "share_publicly": "the visibility",
+    "action_items": "the action items",
+}
 
 
 class PostmortemError(UserError):
     """A user-facing problem with a post-mortem request."""
 
 
-@dataclass
-class ActionItemInput:
-    text: str = ""
-    owner_id: str | None = None
-    due_date: date | None = None
-    # The saved item this row edits (None: a new item). Identity comes from the id, not the row's place or
-    # wording, so fixing a typo in a done item keeps it done and deleting a row moves nothing.
-    item_id: int | None = None
+class StaleRevision(PostmortemError):
+    """The editor was opened on an older revision than the saved one: saving would overwrite changes the
+    person never saw. Nothing is saved; `errors` says who changed what, keyed by field name."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(" ".join(errors.values()))
+        self.errors = errors
 
 
 @dataclass
@@ -62,6 +72,9 @@ class PostmortemDraft:
     action_items: list[ActionItemInput] = field(default_factory=list)
     # Saved items the editor did not show (the modal has room for 20 rows): kept as they are on save.
     hidden_item_ids: tuple[int, ...] = ()
+    # The revision the editor was opened on (None: unknown, e.g. a form opened before forms carried it).
+    # A save over a newer revision is refused (`save_postmortem`), so no one overwrites unseen changes.
+    base_revision: int | None = None
 
     @property
     def services(self) -> list[str]:
@@ -137,19 +150,13 @@ def postmortem_for(*, session: Session, incident: Incident) -> Postmortem | None
     return session.exec(select(Postmortem).where(Postmortem.incident_id == incident.id)).first()
 
 
-def action_items_of(*, session: Session, postmortem: Postmortem) -> list[ActionItem]:
-    statement = (
-        select(ActionItem).where(ActionItem.postmortem_id == postmortem.id).order_by(col(ActionItem.position))
-    )
-    return list(session.exec(statement))
-
-
 def draft_of(*, session: Session, incident: Incident, postmortem: Postmortem) -> PostmortemDraft:
     """What the modal shows: the saved content, with the resolution time derived when none was saved."""
     minutes = postmortem.resolution_minutes
     if minutes is None and incident.seconds_to_resolve is not None:
         minutes = round(incident.seconds_to_resolve / 60)
     return PostmortemDraft(
+        base_revision=postmortem.revision,
         summary=postmortem.summary,
         impact=postmortem.impact,
         root_cause=postmortem.root_cause,
@@ -174,6 +181,8 @@ class SaveResult:
     first_publication: bool
     # The saved action items' ids in order: the draft's filled rows first, then the items kept unshown.
     item_ids: list[int] = field(default_factory=list)
+    # The submission had been applied already (delivered twice): nothing new was saved or is owed.
+    duplicate: bool = False
 
 
 def save_postmortem(
@@ -185,15 +194,31 @@ def save_postmortem(
     publish: bool,
     at: datetime,
     tz: ZoneInfo,
+    submission_key: str | None = None,
 ) -> SaveResult:
     """Save the draft as a new revision; with `publish`, also mark it published (first time: the instant).
 
-    Raises PostmortemError when the draft does not validate (callers validate first to show inline errors).
+    A submission whose `submission_key` was saved before (the same form and values, delivered twice) is
+    applied once: the revision it made is returned with `duplicate`. Raises StaleRevision when the draft
+    was opened on an older revision, and PostmortemError when it does not validate (callers validate first
+    to show inline errors).
     """
     postmortem = start_postmortem(session=session, incident=incident, owner_id=author_id, at=at)
     # Two replicas saving one post-mortem at once must not both write revision n+1 (PostgreSQL; SQLite's
     # writers are already serialised).
     session.refresh(postmortem, with_for_update=True)
+    if submission_key is not None:
+        done = session.exec(
+            select(PostmortemRevision).where(
+                PostmortemRevision.postmortem_id == postmortem.id,
+                PostmortemRevision.submission_key == submission_key,
+            )
+        ).first()
+        if done is not None:
+            return SaveResult(postmortem=postmortem, revision=done, first_publication=False, duplicate=True)
+    stale = _changes_since(session=session, postmortem=postmortem, base=draft.base_revision)
+    if stale:
+        raise StaleRevision(stale)
     # "Today" is the team's day (TIMEZONE), as in the handlers' own check: in New York at 21:30 it is
     # already tomorrow in UTC, and an item due today would be refused as past.
     errors = validate(
@@ -215,7 +240,7 @@ def save_postmortem(
     postmortem.resolution_minutes = draft.resolution_minutes
     postmortem.share_publicly = draft.share_publicly
     postmortem.updated_at = at
-    _replace_action_items(
+    replace_action_items(
         session=session,
         postmortem=postmortem,
         items=draft.filled_action_items(),
@@ -240,6 +265,7 @@ def save_postmortem(
         author_id=author_id,
         action="publish" if publish else "save",
         at=at,
+        submission_key=submission_key,
     )
     return SaveResult(
         postmortem=postmortem,
@@ -247,56 +273,6 @@ def save_postmortem(
         first_publication=first_publication,
         item_ids=[id_of(item) for item in action_items_of(session=session, postmortem=postmortem)],
     )
-
-
-def _replace_action_items(
-    *,
-    session: Session,
-    postmortem: Postmortem,
-    items: list[ActionItemInput],
-    keep: Collection[int] = (),
-    at: datetime,
-) -> None:
-    """Make the post-mortem's items `items`, in that order. A row with the id of a saved item edits that
-    item (its status and history stay); a row without one is a new, open item. Saved items that are neither
-    in `items` nor in `keep` were deleted by the editor."""
-    existing = {row.id: row for row in action_items_of(session=session, postmortem=postmortem)}
-    kept = [existing.pop(item_id) for item_id in keep if item_id in existing]
-    for position, item in enumerate(items):
-        text = item.text.strip()
-        row = existing.pop(item.item_id, None) if item.item_id is not None else None
-        if row is None:
-            session.add(
-                ActionItem(
-                    postmortem_id=id_of(postmortem),
-                    incident_id=postmortem.incident_id,
-                    position=position,
-                    text=text,
-                    owner_id=item.owner_id,
-                    due_date=item.due_date,
-                    status=ActionItemStatus.OPEN,
-                    created_at=at,
-                    updated_at=at,
-                )
-            )
-        elif (row.text, row.owner_id, row.due_date, row.position) != (
-            text,
-            item.owner_id,
-            item.due_date,
-            position,
-        ):
-            row.text, row.owner_id, row.due_date, row.position, row.updated_at = (
-                text,
-                item.owner_id,
-                item.due_date,
-                position,
-                at,
-            )
-    for position, row in enumerate(kept, start=len(items)):
-        row.position = position
-    for row in existing.values():
-        session.delete(row)
-    session.flush()
 
 
 def snapshot(*, session: Session, postmortem: Postmortem) -> dict[str, Any]:
@@ -322,6 +298,27 @@ def snapshot(*, session: Session, postmortem: Postmortem) -> dict[str, Any]:
     }
 
 
+def _changes_since(*, session: Session, postmortem: Postmortem, base: int | None) -> dict[str, str]:
+    """Why a save over revision `base` would overwrite unseen changes: who changed which fields since, as
+    one error under the form's first field (empty when `base` is the newest or unknown)."""
+    if base is None or postmortem.revision <= base:
+        return {}
+    newer = session.exec(
+        select(PostmortemRevision).where(
+            PostmortemRevision.postmortem_id == postmortem.id, col(PostmortemRevision.number) > base
+        )
+    ).all()
+    authors = ", ".join(dict.fromkeys(f"<@{r.author_id}>" for r in newer))
+    fields = dict.fromkeys(name for r in newer for name in r.changed_fields) or {"nothing": None}
+    changed = ", ".join(FIELD_LABELS.get(name, name) for name in fields)
+    return {
+        "summary": (
+            f"Not saved: {authors} changed {changed} after you opened this form (now revision "
+            f"{postmortem.revision}). Copy what you typed, close the form and run /postmortem to reload."
+        )
+    }
+
+
 def _record_revision(
     *,
     session: Session,
@@ -330,6 +327,7 @@ def _record_revision(
     author_id: str,
     action: str,
     at: datetime,
+    submission_key: str | None = None,
 ) -> PostmortemRevision:
     after = snapshot(session=session, postmortem=postmortem)
     postmortem.revision += 1
@@ -340,6 +338,7 @@ def _record_revision(
         action=action,
         changed_fields=[name for name in after if after[name] != before.get(name)],
         snapshot=after,
+        submission_key=submission_key,
         created_at=at,
     )
     session.add(revision)
@@ -393,7 +392,7 @@ def restore_revision(
         )
         for i in content["action_items"]
     ]
-    _replace_action_items(session=session, postmortem=postmortem, items=items, at=at)
+    replace_action_items(session=session, postmortem=postmortem, items=items, at=at)
     revision = _record_revision(
         session=session, postmortem=postmortem, before=before, author_id=author_id, action="restore", at=at
     )

@@ -17,6 +17,7 @@ from bot.domain.incidents import get_incident, incident_for_channel
 from bot.domain.postmortems import (
     PostmortemDraft,
     SaveResult,
+    StaleRevision,
     draft_of,
     postmortem_for,
     restore_revision,
@@ -130,10 +131,12 @@ def save(
     user_id: str,
     publish: bool,
     at: datetime,
+    submission_key: str | None = None,
 ) -> dict[str, str] | SaveResult:
-    """Save what was typed as a new revision: the field errors if it does not validate (nothing saved),
-    else the result. Publishing also renders the document and posts the summary, the confirmation and the
-    document, in the same transaction."""
+    """Save what was typed as a new revision: the field errors if it does not validate or was opened on an
+    older revision (nothing saved), else the result. Publishing also renders the document and posts the
+    summary, the confirmation and the document, in the same transaction. A submission delivered twice
+    (same `submission_key`) is saved and posted once."""
     require_editor(
         runtime,
         client,
@@ -145,19 +148,23 @@ def save(
     if errors:
         return errors
     settings = runtime.settings
-    with runtime.change() as session:
-        incident = get_incident(session=session, incident_id=incident_id)
-        result = save_postmortem(
-            session=session,
-            incident=incident,
-            draft=draft,
-            author_id=user_id,
-            publish=publish,
-            at=at,
-            tz=settings.tz,
-        )
-        if publish:
-            publish_saved(session, incident, result, settings=settings, at=at)
+    try:
+        with runtime.change() as session:
+            incident = get_incident(session=session, incident_id=incident_id)
+            result = save_postmortem(
+                session=session,
+                incident=incident,
+                draft=draft,
+                author_id=user_id,
+                publish=publish,
+                at=at,
+                tz=settings.tz,
+                submission_key=submission_key,
+            )
+            if publish and not result.duplicate:
+                publish_saved(session, incident, result, settings=settings, at=at)
+    except StaleRevision as stale:
+        return stale.errors
     return result
 
 

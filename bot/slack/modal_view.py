@@ -5,6 +5,7 @@ A modal holds at most 100 blocks and 3,000 characters of private_metadata (Slack
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -138,6 +139,7 @@ def postmortem_modal(content: ModalContent) -> dict[str, Any]:
     metadata = json.dumps(
         {
             "incident_id": content.incident_id,
+            "revision": draft.base_revision,
             "rows": len(rows),
             "item_ids": [item.item_id for item in rows],
             "hidden_item_ids": [item.item_id for item in not_shown if item.item_id is not None]
@@ -279,7 +281,15 @@ def read_modal(view: dict[str, Any]) -> PostmortemDraft:
         share_publicly=any(option.get("value") == "share" for option in shared),
         action_items=items,
         hidden_item_ids=tuple(metadata.get("hidden_item_ids") or ()),
+        base_revision=metadata.get("revision"),
     )
+
+
+def submission_key(view: dict[str, Any], action: str) -> str:
+    """One submission of the form: its view, what it asks ("save" or "publish") and every value typed. A
+    delivery Slack repeats has the same key; any change in the form gives a new one."""
+    values = json.dumps(view.get("state", {}).get("values", {}), sort_keys=True)
+    return hashlib.sha256(f"{view.get('id')}\n{action}\n{values}".encode()).hexdigest()
 
 
 _ROW_FIELDS = {"text": Block.ACTION_TEXT, "owner": Block.ACTION_OWNER, "due": Block.ACTION_DUE}

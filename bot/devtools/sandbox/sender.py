@@ -563,12 +563,18 @@ class SenderMixin(WebApiMixin):
                 errors[block["block_id"]] = f"Please enter at most {element['max_length']} characters."
         return errors
 
-    def submit_view(self, user_id: str, view_id: str, *, client_validation: bool = True) -> Delivery:
+    def submit_view(
+        self, user_id: str, view_id: str, *, client_validation: bool = True, copies: int = 1
+    ) -> Delivery:
         """`user_id` presses Submit; the bot's answer closes, updates, pushes or annotates the modal.
 
         Like the Slack client, a modal with an empty required input is not sent at all: the result
         is a Delivery with status 0 and error "client_validation", and the messages are in
         ``sb.view_errors``. Pass ``client_validation=False`` to send it anyway.
+
+        ``copies=2`` sends the same submission (same view id, same state) twice before the answer is
+        applied: what reaches an app when a person presses Submit again while the first is in flight, or
+        after Slack showed a timeout. The last answer is the one applied.
         """
         errors: dict[str, str] = {}
         with self._lock:
@@ -597,7 +603,8 @@ class SenderMixin(WebApiMixin):
             "is_enterprise_install": False,
             "enterprise": None,
         }
-        delivery = self._deliver("interactive", payload, trigger_id=trigger_id)
+        for _ in range(copies):
+            delivery = self._deliver("interactive", payload, trigger_id=trigger_id)
         if delivery.status == 200:
             delivery.error = self._apply_submission_answer(user_id, view_id, delivery)
         self._flush()
