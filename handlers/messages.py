@@ -19,6 +19,8 @@ from bot.slack import blocks
 
 # Plain messages, broadcasts and shared files are people talking; joins, edits and bot posts are not.
 _HUMAN_SUBTYPES = {None, "thread_broadcast", "file_share"}
+# Slackbot's messages (reminders, auto-responses) carry a user id but no person wrote them.
+SLACKBOT = "USLACKBOT"
 PIN_REACTIONS = {"pushpin"}
 
 
@@ -27,7 +29,7 @@ def _is_human(event: dict[str, Any], context: BoltContext) -> bool:
         event.get("subtype") in _HUMAN_SUBTYPES
         and not event.get("bot_id")
         and bool(event.get("user"))
-        and event.get("user") != context.bot_user_id
+        and event.get("user") not in (context.bot_user_id, SLACKBOT)
     )
 
 
@@ -36,7 +38,12 @@ def handle_channel_message(
 ) -> None:
     if _is_human(event, context):
         incidents.person_spoke(
-            runtime, body=body, channel_id=event["channel"], user_id=event["user"], ts=event["ts"]
+            runtime,
+            body=body,
+            channel_id=event["channel"],
+            user_id=event["user"],
+            ts=event["ts"],
+            thread_ts=event.get("thread_ts"),
         )
 
 

@@ -9,7 +9,7 @@ import re
 import unicodedata
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from bot.core.db import insert_ignoring_duplicates, serialize_on
 from bot.core.errors import UserError
@@ -139,10 +139,33 @@ def recent_incidents(*, session: Session, limit: int = 10) -> list[Incident]:
     return list(session.exec(statement))
 
 
+def answered_incident(
+    *, session: Session, channel_id: str, at: datetime, card_of: int | None = None
+) -> Incident | None:
+    """The incident a person's message at `at` in `channel_id` answers, if any. A reply in the thread of
+    an incident's card (`card_of`) answers that incident. Any other message answers the oldest incident of
+    the channel that was open at `at` and had no earlier response: in a team channel shared by several
+    incidents (SERVICE_CHANNELS), people take them in the order they came."""
+    if card_of is not None:
+        incident = session.get(Incident, card_of)
+        return incident if incident is not None and incident.channel_id == channel_id else None
+    statement = (
+        select(Incident)
+        .where(
+            Incident.channel_id == channel_id,
+            col(Incident.triggered_at) <= at,
+            or_(col(Incident.resolved_at).is_(None), col(Incident.resolved_at) > at),
+            or_(col(Incident.first_response_at).is_(None), col(Incident.first_response_at) > at),
+        )
+        .order_by(col(Incident.triggered_at), col(Incident.id))
+    )
+    return session.exec(statement.limit(1)).first()
+
+
 def record_first_response(*, incident: Incident, user_id: str, at: datetime) -> bool:
     """A human spoke in the incident channel. Returns True when this set (or moved earlier) the instant."""
-    if at < incident.triggered_at:
-        # Chatter from before the incident began is not a response to it.
+    if at < incident.triggered_at or (incident.resolved_at is not None and at >= incident.resolved_at):
+        # Chatter from before the incident began, or after it was resolved, is not a response to it.
         return False
     first = earliest(incident.first_response_at, at)
     if first == incident.first_response_at:

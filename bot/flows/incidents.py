@@ -16,6 +16,7 @@ from bot.core.errors import UserError
 from bot.core.models import Incident
 from bot.domain.deliveries import archive_delivery, was_delivered
 from bot.domain.incidents import (
+    answered_incident,
     capture_message,
     declare_incident,
     display_id,
@@ -25,7 +26,7 @@ from bot.domain.incidents import (
     resolve_incident,
 )
 from bot.flows.context import Runtime
-from bot.slack.notices import enqueue_incident_card, enqueue_resolve_prompt
+from bot.slack.notices import enqueue_incident_card, enqueue_resolve_prompt, incident_of_card
 
 # Slack events are archived under their event_id: Slack retries one it thinks was not received
 # (`X-Slack-Retry-Num`, up to 3 times), and an id seen before changes nothing.
@@ -98,11 +99,21 @@ def first_delivery(session: Session, body: dict[str, Any], at: datetime) -> bool
     )
 
 
-def person_spoke(runtime: Runtime, *, body: dict[str, Any], channel_id: str, user_id: str, ts: str) -> None:
-    """A person's message in an incident channel: the first one sets the time to first response."""
+def person_spoke(
+    runtime: Runtime,
+    *,
+    body: dict[str, Any],
+    channel_id: str,
+    user_id: str,
+    ts: str,
+    thread_ts: str | None = None,
+) -> None:
+    """A person's message in an incident channel: the first one during the incident it answers
+    (`answered_incident`: a reply under its card, or the oldest open one) sets the time to first response."""
     at = slack_ts_to_datetime(ts)
     with runtime.change() as session:
-        incident = incident_for_channel(session=session, channel_id=channel_id)
+        card_of = incident_of_card(session, channel_id=channel_id, ts=thread_ts) if thread_ts else None
+        incident = answered_incident(session=session, channel_id=channel_id, at=at, card_of=card_of)
         if incident is None or not first_delivery(session, body, utcnow()):
             return
         if record_first_response(incident=incident, user_id=user_id, at=at):

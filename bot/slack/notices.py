@@ -9,7 +9,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.core.config import Settings
 from bot.core.models import Incident, Postmortem, SlackMessage, TimelineEntry, id_of
@@ -22,9 +22,23 @@ from bot.slack.blocks import truncate
 from bot.slack.channels import channel_mention
 from bot.slack.outbox import Priority, enqueue, enqueue_channel, enqueue_upload
 
+CARD = "card:"
+
 
 def card_key(incident: Incident) -> str:
-    return f"card:{incident.id}"
+    return f"{CARD}{incident.id}"
+
+
+def incident_of_card(session: Session, *, channel_id: str, ts: str) -> int | None:
+    """The id of the incident whose card is the message at `ts` in `channel_id` (None: not a card)."""
+    location = session.exec(
+        select(SlackMessage).where(
+            SlackMessage.channel == channel_id,
+            SlackMessage.ts == ts,
+            col(SlackMessage.key).startswith(CARD),
+        )
+    ).first()
+    return int(location.key.removeprefix(CARD)) if location is not None else None
 
 
 def summary_key(incident: Incident) -> str:

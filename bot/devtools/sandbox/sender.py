@@ -25,6 +25,7 @@ from .state import (
     BOT_USER,
     RESPONSE_URL_MAX_USES,
     RESPONSE_URL_TTL_SECONDS,
+    SLACKBOT,
     TEAM_DOMAIN,
     TEAM_ID,
     VERIFICATION_TOKEN,
@@ -283,6 +284,26 @@ class SenderMixin(WebApiMixin):
                 message["thread_ts"] = parent
                 parent_msg = self._find_message(ch.id, parent) or {}
                 message["parent_user_id"] = parent_msg.get("user")
+            self._store_message(ch, message)
+            event = {
+                **copy.deepcopy(message),
+                "channel": ch.id,
+                "event_ts": ts,
+                "channel_type": ch.channel_type,
+            }
+            bot_listens = BOT_USER.id in ch.members
+        self._flush()
+        if bot_listens:
+            self._event(event)
+        return ts
+
+    def slackbot_posts(self, channel_id: str, text: str) -> str:
+        """Slackbot posts `text` (a /remind, a custom response): a plain ``message`` whose user is
+        ``USLACKBOT`` and that has no ``bot_id``, as Slack sends it. Returns its ts."""
+        ch = self._channel(channel_id)
+        with self._lock:
+            ts = self._next_ts()
+            message = {"type": "message", "ts": ts, "user": SLACKBOT, "text": text, "team": TEAM_ID}
             self._store_message(ch, message)
             event = {
                 **copy.deepcopy(message),

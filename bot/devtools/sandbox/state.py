@@ -58,6 +58,8 @@ class SandboxUser:
 
 
 BOT_USER = SandboxUser("U0BOT", "postmortem-bot", "Postmortem Bot", is_bot=True)
+# Every workspace's Slackbot: it posts as this user id, with no bot_id.
+SLACKBOT = "USLACKBOT"
 DEMO_HUMANS = (
     SandboxUser("U0ALICE", "alice", "Alice Adams"),
     SandboxUser("U0BOB", "bob", "Bob Brown"),
