@@ -5,7 +5,7 @@ A handler parses, calls a service, and answers; business rules live in `bot/`.
 
 from slack_bolt import App
 
-from handlers import actions, commands, error_handler, home, messages, views
+from handlers import actions, channels, commands, error_handler, home, messages, views
 
 
 def register(app: App) -> None:
@@ -13,5 +13,6 @@ def register(app: App) -> None:
     views.register(app)
     actions.register(app)
     messages.register(app)
+    channels.register(app)
     home.register(app)
     error_handler.register(app)

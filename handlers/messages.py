@@ -16,6 +16,7 @@ from bot.domain.incidents import display_id
 from bot.flows import incidents
 from bot.flows.context import Runtime
 from bot.slack import blocks
+from handlers import channels
 
 # Plain messages, broadcasts and shared files are people talking; joins, edits and bot posts are not.
 _HUMAN_SUBTYPES = {None, "thread_broadcast", "file_share"}
@@ -36,7 +37,9 @@ def _is_human(event: dict[str, Any], context: BoltContext) -> bool:
 def handle_channel_message(
     body: dict[str, Any], event: dict[str, Any], context: BoltContext, runtime: Runtime
 ) -> None:
-    if _is_human(event, context):
+    if event.get("subtype") in channels.CONVERSIONS:
+        channels.handle_conversion(event, runtime)
+    elif _is_human(event, context):
         incidents.person_spoke(
             runtime,
             body=body,
@@ -117,11 +120,13 @@ def handle_add_to_timeline(ack: Ack, body: dict[str, Any], client: WebClient, ru
     )
 
 
-def handle_membership_change(event: dict[str, Any], runtime: Runtime) -> None:
+def handle_membership_change(event: dict[str, Any], context: BoltContext, runtime: Runtime) -> None:
     """Someone joined or left a channel: its cached member list (who may edit a post-mortem) is stale."""
     channel = event.get("channel")
     if isinstance(channel, str):
         runtime.participants.forget(channel)
+    if event.get("type") == "member_joined_channel":
+        channels.bot_invited_back(event, context, runtime)
 
 
 def register(app: App) -> None:

@@ -47,6 +47,9 @@ def test_manifest_declares_the_shortcut_events_and_scopes_the_code_uses(manifest
     assert shortcuts == {blocks.Callback.ADD_TO_TIMELINE: "message"}
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     assert {"message.channels", "message.groups", "reaction_added"} <= events
+    for kind in ("channel", "group"):
+        life = {f"{kind}_{verb}" for verb in ("archive", "unarchive", "rename", "deleted", "left")}
+        assert life <= events, "handlers/channels.py follows these"
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     # conversations.create, reaction_added, conversations.members/history, chat.postMessage
     assert {"channels:manage", "reactions:read", "channels:read", "groups:read", "channels:history"} <= scopes

@@ -279,6 +279,22 @@ class SlackMessage(SQLModel, table=True):
     updated_at: datetime
 
 
+class SlackChannel(SQLModel, table=True):
+    """What the bot last learned of a channel it posts to, from Slack's events (archive, rename, conversion,
+    deletion, the bot removed) and its answers: where a post may go, and whether the channel is private."""
+
+    __tablename__ = "slack_channels"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str | None = Field(default=None, max_length=80)
+    is_private: bool = False
+    is_archived: bool = False
+    is_deleted: bool = False
+    # Removed by a person: the bot never joins it again by itself (only an invitation brings it back).
+    bot_removed: bool = False
+    updated_at: datetime
+
+
 class Attachment(SQLModel, table=True):
     """Binary content an outbox row uploads (a digest chart, a Markdown document)."""
 
@@ -340,6 +356,7 @@ __all__ = [
     "PostmortemRevision",
     "PostmortemStatus",
     "SchedulerLease",
+    "SlackChannel",
     "SlackMessage",
     "TimelineEntry",
 ]

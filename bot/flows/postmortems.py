@@ -12,6 +12,7 @@ from sqlmodel import Session
 from bot.core.config import Settings
 from bot.core.errors import UserError
 from bot.core.models import Incident, Postmortem
+from bot.domain.channels import record_channel
 from bot.domain.document import render_document
 from bot.domain.incidents import get_incident, incident_for_channel
 from bot.domain.postmortems import (
@@ -28,6 +29,7 @@ from bot.domain.postmortems import (
 )
 from bot.flows.access import require_editor
 from bot.flows.context import Runtime
+from bot.slack.channels import current_privacy
 from bot.slack.modal_view import ModalContent, postmortem_modal
 from bot.slack.notices import enqueue_publication, refresh_summary
 
@@ -148,9 +150,13 @@ def save(
     if errors:
         return errors
     settings = runtime.settings
+    # What is shown publicly follows the channel as it is now, not as it was when the incident began.
+    privacy = channel_privacy_now(runtime, client, incident_id=incident_id) if publish else None
     try:
         with runtime.change() as session:
             incident = get_incident(session=session, incident_id=incident_id)
+            if privacy is not None and incident.channel_id and privacy != incident.channel_is_private:
+                record_channel(session, incident.channel_id, at=at, is_private=privacy)
             result = save_postmortem(
                 session=session,
                 incident=incident,
@@ -166,6 +172,14 @@ def save(
     except StaleRevision as stale:
         return stale.errors
     return result
+
+
+def channel_privacy_now(runtime: Runtime, client: WebClient, *, incident_id: int) -> bool | None:
+    """Whether the incident's channel is private now (conversations.info; one the bot cannot see is);
+    None when it has no channel or Slack could not be asked."""
+    with runtime.read() as session:
+        channel_id = get_incident(session=session, incident_id=incident_id).channel_id
+    return current_privacy(client, channel_id) if channel_id else None
 
 
 def publish_saved(

@@ -52,9 +52,10 @@ from bot.runtime.outbox_claims import claim_due, give_back
 from bot.runtime.outbox_errors import MAX_ATTEMPTS, Action, Failure, Wait, backoff, classify
 from bot.runtime.outbox_pacing import Limits, Pacer, row_limits
 from bot.runtime.outbox_recovery import OUTBOX_EVENT_TYPE, find_in_slack
+from bot.runtime.rerouting import may_join, reroute
 from bot.runtime.slack_health import SlackHealth
 from bot.runtime.workers import PollingWorker
-from bot.slack.channels import ChannelDirectory, is_channel_id
+from bot.slack.channels import ChannelDirectory, is_channel_id, is_user_id
 from bot.slack.outbox import ChannelHook, OutboxKind, stale
 
 log = logging.getLogger(__name__)
@@ -158,10 +159,17 @@ class OutboxWorker(PollingWorker):
             return None
         except Exception as exc:
             failure = classify(exc, f"{row.kind} to {row.channel}")
+            refused = exc.response.get("error") if isinstance(exc, SlackApiError) else None
         if failure.unexpected:
             # A malformed payload, a database hiccup while recording: a SUSPECT, parked after MAX_ATTEMPTS
             # (and /healthz says so) instead of being re-claimed forever while the rest of its batch waits.
             log.error("outbox row %s (%s) failed unexpectedly", row.id, row.key, exc_info=True)
+        if (
+            failure.action == Action.PARK
+            and refused
+            and reroute(self._engine, row, str(refused), at=self._clock())
+        ):
+            return None  # Slack refused the channel for good, and the row went where people will see it
         if failure.action == Action.PARK:
             self._park(row, failure.reason)
         else:
@@ -190,6 +198,9 @@ class OutboxWorker(PollingWorker):
         elif row.kind == OutboxKind.UPLOAD:
             if retried and self._already_delivered(row, channel, thread_ts):
                 return
+            if is_user_id(channel):
+                # A file "to" a person is shared in the app's DM with them, which files need by its id.
+                channel = self._client.conversations_open(users=channel)["channel"]["id"]
             with read_scope(self._engine) as session:
                 attachment = session.get(Attachment, payload["attachment_id"])
                 content = attachment.content if attachment else b""
@@ -267,11 +278,12 @@ class OutboxWorker(PollingWorker):
         return {"id": channel_id, "name": joined.get("name", name), "is_private": is_private}
 
     def _with_join(self, channel: str, call: Callable[[], _T]) -> _T:
-        """Run `call`; on `not_in_channel`, join the (public) channel once and try again."""
+        """Run `call`; on `not_in_channel`, join the (public) channel once and try again, unless a person
+        removed the bot from it (bot/runtime/rerouting.py)."""
         try:
             return call()
         except SlackApiError as exc:
-            if exc.response.get("error") != "not_in_channel":
+            if exc.response.get("error") != "not_in_channel" or not may_join(self._engine, channel):
                 raise
             self._channels.join(channel)
             return call()

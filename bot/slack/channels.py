@@ -10,6 +10,7 @@ import re
 import threading
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from bot.core.errors import UserError
 
@@ -75,3 +76,19 @@ class ChannelDirectory:
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return
+
+
+# What conversations.info answers for a channel the bot cannot see (any more).
+_UNSEEN = {"channel_not_found", "not_in_channel", "missing_scope"}
+
+
+def current_privacy(client: WebClient, channel_id: str) -> bool | None:
+    """Whether the channel is private now, from `conversations.info`: one the bot cannot see counts as
+    private. None when Slack could not be asked (the last known state then stands)."""
+    try:
+        channel = client.conversations_info(channel=channel_id)["channel"]
+    except SlackApiError as exc:
+        return True if exc.response.get("error") in _UNSEEN else None
+    except (SlackRequestError, OSError):
+        return None
+    return bool(channel.get("is_private"))

@@ -12,8 +12,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot.core.config import Settings
-from bot.core.models import Incident, Postmortem, SlackMessage, TimelineEntry, id_of
+from bot.core.models import Incident, OutboxMessage, Postmortem, SlackMessage, TimelineEntry, id_of
 from bot.core.rendering import escape_mrkdwn, format_duration, format_instant, render
+from bot.domain.channels import channel_state, reachable
 from bot.domain.document import document_context
 from bot.domain.incidents import display_id, incident_channel_name, shown_publicly
 from bot.domain.postmortems import SaveResult
@@ -58,8 +59,9 @@ def enqueue_incident_card(
     *, session: Session, incident: Incident, settings: Settings, at: datetime, reason: str | None = None
 ) -> None:
     """Post the incident card, or update it in place. One row per change: keyed by `reason` (the event that
-    caused it, e.g. a PagerDuty event id) or else by the change's instant and status."""
-    if not incident.channel_id:
+    caused it, e.g. a PagerDuty event id) or else by the change's instant and status. A channel the bot
+    can no longer post in keeps its card as it was."""
+    if not incident.channel_id or not reachable(channel_state(session, incident.channel_id)):
         return
     tz = settings.tz
     fields = [
@@ -195,28 +197,64 @@ def enqueue_publication(
         at=at,
     )
     public = shown_publicly(incident, postmortem)
-    if not incident.channel_id:
+    where_to = reply_under_card(session, incident, settings=settings, postmortem=postmortem)
+    if where_to is None:
         return
+    channel, thread_of, instead = where_to
     verb = "published" if result.first_publication else f"updated (revision {revision})"
     where = f" and summarised in {channel_mention(settings.postmortems_channel)}" if public else ""
     enqueue(
         session,
         key=f"published:{incident.id}:r{revision}",
-        channel=incident.channel_id,
+        channel=channel,
         at=at,
-        thread_of=card_key(incident),
+        thread_of=thread_of,
+        instead=instead,
         text=f":memo: Post-mortem {verb} by <@{postmortem.published_by}>{where}.",
     )
     enqueue_upload(
         session,
         key=f"document:{incident.id}:r{revision}",
-        channel=incident.channel_id,
+        channel=channel,
         at=at,
         filename=f"postmortem-{display_id(incident).lstrip('#')}-r{revision}.md",
         content=(postmortem.document or "").encode(),
         title=f"Post-mortem: {incident.title}",
-        thread_of=card_key(incident),
+        thread_of=thread_of,
+        instead=instead,
     )
+
+
+def elsewhere(
+    session: Session, incident: Incident, *, settings: Settings, postmortem: Postmortem | None
+) -> dict[str, str] | None:
+    """Where a reply meant for the incident's channel goes when the bot cannot post there (archived,
+    deleted, the bot removed): the summary's thread in the post-mortems channel for an incident shown
+    publicly, else the DM of whoever published its post-mortem (None: no one to tell)."""
+    if shown_publicly(incident, postmortem):
+        summary = summary_key(incident)
+        owed = (
+            session.get(SlackMessage, summary) is not None
+            or session.exec(select(OutboxMessage.id).where(OutboxMessage.message_key == summary)).first()
+            is not None
+        )
+        where = {"channel": settings.postmortems_channel}
+        return {**where, "thread_of": summary} if owed else where
+    person = postmortem.published_by if postmortem is not None else None
+    return {"channel": person} if person else None
+
+
+def reply_under_card(
+    session: Session, incident: Incident, *, settings: Settings, postmortem: Postmortem | None
+) -> tuple[str, str | None, dict[str, str] | None] | None:
+    """(channel, thread_of, instead) of a reply under the incident's card: there while the bot may post
+    in its channel (and `elsewhere` should Slack refuse it meanwhile), else `elsewhere` directly."""
+    instead = elsewhere(session, incident, settings=settings, postmortem=postmortem)
+    if incident.channel_id and reachable(channel_state(session, incident.channel_id)):
+        return incident.channel_id, card_key(incident), instead
+    if instead is None:
+        return None
+    return instead["channel"], instead.get("thread_of"), None
 
 
 def refresh_summary(

@@ -59,10 +59,13 @@ def enqueue(
     user: str | None = None,
     stale_at: datetime | None = None,
     priority: Priority = Priority.NORMAL,
+    instead: dict[str, str] | None = None,
 ) -> bool:
     """Owe Slack a message. `thread_of` is the message_key of the message to reply under; `user` is the
     recipient of an ephemeral message; a message still undelivered at `stale_at` (Slack was down) is
-    dropped with a log line instead of sent late. Returns False when `key` was enqueued before."""
+    dropped with a log line instead of sent late; `instead` ({"channel", "thread_of"}) is where it goes
+    when Slack refuses `channel` for good (archived, deleted, the bot removed: bot/runtime/rerouting.py).
+    Returns False when `key` was enqueued before (nothing changes)."""
     payload: dict[str, Any] = {"text": text}
     if stale_at is not None:
         payload[STALE_AT] = stale_at.isoformat()
@@ -72,6 +75,8 @@ def enqueue(
         payload["thread_of"] = thread_of
     if user:
         payload["user"] = user
+    if instead:
+        payload["instead"] = instead
     return insert_ignoring_duplicates(
         session,
         OutboxMessage,
@@ -102,8 +107,10 @@ def enqueue_upload(
     comment: str | None = None,
     thread_of: str | None = None,
     priority: Priority = Priority.NORMAL,
+    instead: dict[str, str] | None = None,
 ) -> bool:
-    """Owe Slack a file upload (a Markdown document, a chart) into `channel`, optionally in a thread."""
+    """Owe Slack a file upload (a Markdown document, a chart) into `channel`, optionally in a thread;
+    `instead` as for `enqueue`."""
     if session.exec(select(OutboxMessage.id).where(OutboxMessage.key == key)).first() is not None:
         return False
     attachment = Attachment(filename=filename, content=content, created_at=at)
@@ -114,6 +121,8 @@ def enqueue_upload(
         payload["comment"] = comment
     if thread_of:
         payload["thread_of"] = thread_of
+    if instead:
+        payload["instead"] = instead
     return insert_ignoring_duplicates(
         session,
         OutboxMessage,

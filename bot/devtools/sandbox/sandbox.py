@@ -14,9 +14,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
+from .channel_life import ChannelLifeMixin
 from .faults import Faults
 from .rate_limits import RateLimits
-from .sender import SenderMixin
 from .socket_mode import SocketModeServer
 from .state import APP_ID, BOT_ID, BOT_USER, DEMO_HUMANS, TEAM_ID, SlackError
 from .transcript import render_transcript
@@ -75,7 +75,7 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-class SlackSandbox(SenderMixin):
+class SlackSandbox(ChannelLifeMixin):
     """A local Slack workspace the bot talks to through the real ``slack_sdk.WebClient``.
 
     Usage::
@@ -313,6 +313,12 @@ class SlackSandbox(SenderMixin):
                 full.update(copy.deepcopy(message))
                 out.append(full)
             return out
+
+    def direct_messages(self, user_id: str, thread_ts: str | None = "all") -> list[dict[str, Any]]:
+        """What the bot sent `user_id` in their DM with it (threads included unless `thread_ts` says)."""
+        with self._lock:
+            channel_id = self._im_for(user_id).id
+        return self.messages(channel_id, thread_ts)
 
     def ephemerals(self, channel: str | None = None, user: str | None = None) -> list[dict[str, Any]]:
         """Ephemeral messages (chat.postEphemeral, response_url), optionally for one channel/user."""

@@ -375,6 +375,8 @@ class WebApiMixin(WorkspaceState):
     @api("chat.update")
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._visible_channel(args.get("channel"))
+        if channel.is_archived:
+            raise SlackError("is_archived")
         message = self._find_message(channel.id, args.get("ts"))
         if message is None:
             raise SlackError("message_not_found")
