@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from bot.core.config import ConfigError, Settings, load_settings
@@ -157,6 +158,22 @@ def _outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _purge(args: argparse.Namespace) -> int:
+    from bot.core.clock import utcnow
+    from bot.domain.retention import purge_slack_events
+
+    if args.days < 1:
+        print(
+            "postmortem-bot: --days must be 1 or more (Slack retries an event within the hour)",
+            file=sys.stderr,
+        )
+        return 2
+    before = utcnow() - timedelta(days=args.days)
+    removed = _with_session(load_settings(), lambda session: purge_slack_events(session, before=before))
+    print(f"Removed {removed} record(s) of Slack events received before {before:%Y-%m-%d %H:%M} UTC.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="postmortem-bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("ids", nargs="*", type=int, help="row ids from `outbox list`")
         command.add_argument("--all", action="store_true", help="every parked row")
         command.set_defaults(func=_outbox)
+    purge = commands.add_parser("purge", help="remove the records of Slack events (docs/retention.md)")
+    purge.add_argument(
+        "--days", type=int, default=1, help="keep those received in the last DAYS days (default 1)"
+    )
+    purge.set_defaults(func=_purge)
 
     demo = commands.add_parser("demo", help="the whole loop against the local Slack sandbox, on SQLite")
     demo.add_argument("--once", action="store_true", help="play the script, print the transcript and exit")

@@ -37,8 +37,16 @@ def _is_human(event: dict[str, Any], context: BoltContext) -> bool:
 def handle_channel_message(
     body: dict[str, Any], event: dict[str, Any], context: BoltContext, runtime: Runtime
 ) -> None:
-    if event.get("subtype") in channels.CONVERSIONS:
+    subtype = event.get("subtype")
+    if subtype in channels.CONVERSIONS:
         channels.handle_conversion(event, runtime)
+    elif subtype == "message_changed":
+        changed = event.get("message") or {}
+        incidents.message_edited(
+            runtime, channel_id=event["channel"], ts=changed["ts"], text=changed.get("text") or ""
+        )
+    elif subtype == "message_deleted":
+        incidents.message_deleted(runtime, channel_id=event["channel"], ts=event["deleted_ts"])
     elif _is_human(event, context):
         incidents.person_spoke(
             runtime,

@@ -204,6 +204,11 @@ def _touch(incident: Incident, at: datetime) -> None:
     incident.updated_at = max(incident.updated_at, at)
 
 
+def slack_source_key(channel_id: str, ts: str) -> str:
+    """The timeline key of a Slack message: one entry per message, however often it is pinned."""
+    return f"slack:{channel_id}:{ts}"
+
+
 def capture_message(
     *,
     session: Session,
@@ -223,7 +228,7 @@ def capture_message(
         TimelineEntry,
         {
             "incident_id": incident.id,
-            "source_key": f"slack:{channel_id}:{ts}",
+            "source_key": slack_source_key(channel_id, ts),
             "kind": "message",
             "occurred_at": occurred_at,
             "author": (author or "")[:255] or None,

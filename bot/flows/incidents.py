@@ -25,12 +25,12 @@ from bot.domain.incidents import (
     record_first_response,
     resolve_incident,
 )
+from bot.domain.retention import SLACK, follow_delete, follow_edit
 from bot.flows.context import Runtime
 from bot.slack.notices import enqueue_incident_card, enqueue_resolve_prompt, incident_of_card
 
-# Slack events are archived under their event_id: Slack retries one it thinks was not received
-# (`X-Slack-Retry-Num`, up to 3 times), and an id seen before changes nothing.
-SLACK = "slack"
+# Slack events are recorded under their event_id (source SLACK): Slack retries one it thinks was not
+# received (`X-Slack-Retry-Num`, up to 3 times), and an id seen before changes nothing.
 
 
 def slack_ts_to_datetime(ts: str) -> datetime:
@@ -84,16 +84,18 @@ def resolve(runtime: Runtime, *, channel_id: str, at: datetime) -> tuple[str, in
 
 
 def first_delivery(session: Session, body: dict[str, Any], at: datetime) -> bool:
-    """Archive the Slack event; False when Slack sent this `event_id` before (a retry): ignore it then."""
+    """Record the Slack event's id; False when Slack sent this `event_id` before (a retry): ignore it
+    then. Only the id and type are kept, never what was written (bot/domain/retention.py)."""
     event_id = body.get("event_id")
     if not event_id:
         return True
+    event_type = (body.get("event") or {}).get("type")
     return archive_delivery(
         session,
         source=SLACK,
         delivery_id=event_id,
-        event_type=(body.get("event") or {}).get("type"),
-        body=json.dumps(body, sort_keys=True),
+        event_type=event_type,
+        body=json.dumps({"event_id": event_id, "type": event_type}),
         at=at,
         processed=True,
     )
@@ -185,6 +187,18 @@ def incident_in_channel(runtime: Runtime, channel_id: str) -> Incident | None:
 def incident_by_id(runtime: Runtime, incident_id: int) -> Incident:
     with runtime.read() as session:
         return get_incident(session=session, incident_id=incident_id)
+
+
+def message_edited(runtime: Runtime, *, channel_id: str, ts: str, text: str) -> None:
+    """Slack's message_changed: a timeline entry of that message says what it says now."""
+    with runtime.change() as session:
+        follow_edit(session, channel_id=channel_id, ts=ts, text=text)
+
+
+def message_deleted(runtime: Runtime, *, channel_id: str, ts: str) -> None:
+    """Slack's message_deleted: a timeline entry of that message goes too."""
+    with runtime.change() as session:
+        follow_delete(session, channel_id=channel_id, ts=ts)
 
 
 def seen_before(runtime: Runtime, body: dict[str, Any]) -> bool:

@@ -9,6 +9,9 @@ convert to private, delete, and removing the bot. Each is documented by Slack (s
   `channel_type` already "group"); a bot that is not a member can no longer see the channel at all;
 - a bot removed from a channel gets `channel_left` (`group_left`) with `actor_id`, and is no longer a
   member: `not_in_channel` when it posts, and it is never added back by itself.
+
+And people editing or deleting their messages: a `message` event with subtype `message_changed` (the new
+message under `message`, the old one under `previous_message`) or `message_deleted` (`deleted_ts`).
 """
 
 from __future__ import annotations
@@ -75,6 +78,57 @@ class ChannelLifeMixin(SenderMixin):
         self._flush()
         kind = "group_left" if ch.is_private else "channel_left"
         return self._event({"type": kind, "channel": ch.id, "actor_id": actor_id, "event_ts": message["ts"]})
+
+    def edit_message(self, user_id: str, channel_id: str, ts: str, text: str) -> Delivery | None:
+        """`user_id` edits their message `ts`: Slack's ``message_changed``."""
+        ch = self._member_channel(user_id, channel_id)
+        with self._lock:
+            message = self._find_message(ch.id, ts)
+            if message is None or message.get("user") != user_id:
+                raise ValueError(f"{user_id} has no message {ts} in {channel_id}")
+            previous = copy.deepcopy(message)
+            message["text"] = text
+            message.pop("blocks", None)
+            message["edited"] = {"user": user_id, "ts": self._next_ts()}
+            self._changed("message_updated", channel=ch.id, ts=ts)
+            event = {
+                "type": "message",
+                "subtype": "message_changed",
+                "hidden": True,
+                "channel": ch.id,
+                "ts": self._next_ts(),
+                "message": copy.deepcopy(message),
+                "previous_message": previous,
+                "event_ts": self._next_ts(),
+                "channel_type": ch.channel_type,
+            }
+            bot_listens = BOT_USER.id in ch.members
+        self._flush()
+        return self._event(event) if bot_listens else None
+
+    def delete_message(self, user_id: str, channel_id: str, ts: str) -> Delivery | None:
+        """`user_id` deletes their message `ts`: Slack's ``message_deleted``."""
+        ch = self._member_channel(user_id, channel_id)
+        with self._lock:
+            message = self._find_message(ch.id, ts)
+            if message is None or message.get("user") != user_id:
+                raise ValueError(f"{user_id} has no message {ts} in {channel_id}")
+            self._messages[ch.id].remove(message)
+            self._changed("message_deleted", channel=ch.id, ts=ts)
+            event = {
+                "type": "message",
+                "subtype": "message_deleted",
+                "hidden": True,
+                "channel": ch.id,
+                "ts": self._next_ts(),
+                "deleted_ts": ts,
+                "previous_message": copy.deepcopy(message),
+                "event_ts": self._next_ts(),
+                "channel_type": ch.channel_type,
+            }
+            bot_listens = BOT_USER.id in ch.members
+        self._flush()
+        return self._event(event) if bot_listens else None
 
     def _channel_event(
         self, ch: Channel, verb: str, user_id: str, details: dict[str, Any], message: str | None
