@@ -46,7 +46,7 @@ def record_channel(
         if value is not None:
             setattr(state, field, value)
     state.updated_at = at
-    on_incidents = {}
+    on_incidents: dict[str, str | bool] = {}
     if name is not None:
         on_incidents["channel_name"] = name[:80]
     if is_private is not None:

@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 
 from bot.core.models import ActionItem, Incident, Postmortem, TimelineEntry
 from bot.core.rendering import format_duration, format_instant, render
+from bot.domain.action_items import action_items_of
 from bot.domain.incidents import display_id
-from bot.domain.postmortems import action_items_of
 
 
 def timeline_of(*, session: Session, incident: Incident) -> list[TimelineEntry]:

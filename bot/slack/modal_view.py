@@ -12,7 +12,8 @@ from datetime import date
 from typing import Any
 
 from bot.core.rendering import escape_mrkdwn
-from bot.domain.postmortems import SEVERITIES, ActionItemInput, PostmortemDraft
+from bot.domain.action_items import ActionItemInput
+from bot.domain.postmortems import SEVERITIES, PostmortemDraft
 from bot.slack.blocks import (
     DIVIDER,
     MAX_ACTION_ITEM_ROWS,

@@ -8,8 +8,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session
 
-from bot.domain.action_items import ActionItemError, complete_action_item, open_items_for
-from bot.domain.postmortems import ActionItemInput, action_items_of, save_postmortem
+from bot.domain.action_items import (
+    ActionItemError,
+    ActionItemInput,
+    action_items_of,
+    complete_action_item,
+    open_items_for,
+)
+from bot.domain.postmortems import save_postmortem
 from tests.bot.test_postmortems import complete_draft, make_incident
 from tests.conftest import NOW
 

@@ -8,7 +8,8 @@ from datetime import date
 
 from bot.core.rendering import escape_mrkdwn
 from bot.devtools.sandbox.block_checks import validate_message_blocks, validate_view
-from bot.domain.postmortems import ActionItemInput, PostmortemDraft
+from bot.domain.action_items import ActionItemInput
+from bot.domain.postmortems import PostmortemDraft
 from bot.slack import blocks, messages, modal_view
 from tests.golden import assert_golden
 

@@ -10,13 +10,12 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.core.models import ActionItem, Incident, PostmortemRevision
+from bot.domain.action_items import ActionItemInput, action_items_of
 from bot.domain.document import render_document
 from bot.domain.incidents import declare_incident, resolve_incident
 from bot.domain.postmortems import (
-    ActionItemInput,
     PostmortemDraft,
     PostmortemError,
-    action_items_of,
     draft_of,
     restore_revision,
     revisions_of,

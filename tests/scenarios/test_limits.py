@@ -15,7 +15,8 @@ from bot.core.db import make_engine
 from bot.core.models import Incident
 from bot.devtools.sandbox import SlackSandbox
 from bot.devtools.stack import LocalStack
-from bot.domain.postmortems import ActionItemInput, PostmortemDraft, save_postmortem
+from bot.domain.action_items import ActionItemInput
+from bot.domain.postmortems import PostmortemDraft, save_postmortem
 from bot.flows.postmortems import publish_saved
 from bot.slack.blocks import Action, Block
 from tests.scenarios.conftest import ALICE, BOB, declare
