@@ -42,11 +42,13 @@ def handle_channel_message(
         channels.handle_conversion(event, runtime)
     elif subtype == "message_changed":
         changed = event.get("message") or {}
-        incidents.message_edited(
-            runtime, channel_id=event["channel"], ts=changed["ts"], text=changed.get("text") or ""
-        )
+        if changed.get("ts"):
+            incidents.message_edited(
+                runtime, channel_id=event["channel"], ts=changed["ts"], text=changed.get("text") or ""
+            )
     elif subtype == "message_deleted":
-        incidents.message_deleted(runtime, channel_id=event["channel"], ts=event["deleted_ts"])
+        if event.get("deleted_ts"):
+            incidents.message_deleted(runtime, channel_id=event["channel"], ts=event["deleted_ts"])
     elif _is_human(event, context):
         incidents.person_spoke(
             runtime,

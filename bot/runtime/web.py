@@ -155,6 +155,8 @@ _EVENT_REQUIRES: dict[object, tuple[str, ...]] = {
     "app_home_opened": ("user",),
 }
 _SLACK_TS = re.compile(r"^\d{1,12}(\.\d{1,9})?$")
+# Events whose `channel` is the channel object ({id, name, created}) rather than its id.
+_EVENT_CHANNEL_OBJECTS = {"channel_rename", "group_rename"}
 
 
 def slack_shape_problem(body: object) -> str | None:
@@ -179,6 +181,13 @@ def slack_shape_problem(body: object) -> str | None:
     ):
         return "actions is not a list of objects"
     event = body.get("event") or {}
+    if event.get("type") in _EVENT_CHANNEL_OBJECTS:
+        channel = event.get("channel")
+        if not (isinstance(channel, dict) and isinstance(channel.get("id"), str)):
+            return f"{event['type']} event without a channel object"
+        if not isinstance(channel.get("name"), str):
+            return f"{event['type']} event without the channel's name"
+        event = {k: v for k, v in event.items() if k != "channel"}
     for name in ("type", "subtype", "channel", "user", "ts", "text", "tab", "reaction"):
         if event.get(name) is not None and not isinstance(event[name], str):
             return f"event.{name} is not a string"

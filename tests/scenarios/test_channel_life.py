@@ -207,3 +207,29 @@ def test_a_post_owed_before_the_bot_was_removed_goes_elsewhere_without_rejoining
     thread = sandbox.messages("postmortems", summary["ts"])
     assert any("Post-mortem published by <@U0BOB>" in m["text"] for m in thread)
     assert parked(stack) == []
+
+
+def test_renames_unarchives_deletions_and_an_invitation_back_are_followed(stack: LocalStack) -> None:
+    sandbox = stack.sandbox
+    channel, _ = resolved_incident(stack)
+
+    def state() -> SlackChannel | None:
+        return next(iter(query(stack, select(SlackChannel))), None)
+
+    sandbox.rename_channel(ALICE, channel, "inc-37-webhook-test")
+    sandbox.wait_for(
+        lambda: incident(stack).channel_name == "inc-37-webhook-test", message="rename not followed"
+    )
+
+    sandbox.archive_channel(ALICE, channel)
+    sandbox.wait_for(lambda: (s := state()) is not None and s.is_archived, message="archive not followed")
+    sandbox.unarchive_channel(ALICE, channel)
+    sandbox.wait_for(lambda: not state().is_archived, message="unarchive not followed")  # type: ignore[union-attr]
+
+    sandbox.remove_bot(ALICE, channel)
+    sandbox.wait_for(lambda: state().bot_removed, message="removal not followed")  # type: ignore[union-attr]
+    sandbox.join(BOT_USER.id, channel)  # a person invites it back: its own member_joined_channel
+    sandbox.wait_for(lambda: not state().bot_removed, message="the invitation was not followed")  # type: ignore[union-attr]
+
+    sandbox.delete_channel(ALICE, channel)
+    sandbox.wait_for(lambda: state().is_deleted, message="deletion not followed")  # type: ignore[union-attr]
