@@ -10,12 +10,10 @@ from sqlmodel import select
 
 from bot.core.models import Incident
 from bot.domain.channels import record_channel
-from bot.domain.incidents import display_id, incident_for_channel, shown_publicly
+from bot.domain.incidents import incident_for_channel
 from bot.domain.postmortems import postmortem_for
 from bot.flows.context import Runtime
-from bot.slack.channels import channel_mention
-from bot.slack.notices import refresh_summary
-from bot.slack.outbox import enqueue
+from bot.slack.notices import enqueue_removal_notice, refresh_summary
 
 
 def channel_changed(
@@ -73,19 +71,12 @@ def bot_removed(runtime: Runtime, channel_id: str, *, actor_id: str | None, at: 
         if incident is None or not actor_id:
             return
         postmortem = postmortem_for(session=session, incident=incident)
-        instead = (
-            f"the thread of its summary in {channel_mention(settings.postmortems_channel)}"
-            if shown_publicly(incident, postmortem)
-            else "the direct messages of whoever publishes its post-mortem"
-        )
-        enqueue(
-            session,
-            key=f"removed:{channel_id}",
-            channel=actor_id,
+        enqueue_removal_notice(
+            session=session,
+            incident=incident,
+            postmortem=postmortem,
+            channel_id=channel_id,
+            person=actor_id,
+            settings=settings,
             at=at,
-            text=(
-                f"I was removed from <#{channel_id}> and will not rejoin it by myself. What I post about "
-                f"incident {display_id(incident)} will go to {instead}; invite me back to have it there "
-                "again."
-            ),
         )

@@ -244,6 +244,35 @@ def elsewhere(
     return {"channel": person} if person else None
 
 
+def enqueue_removal_notice(
+    *,
+    session: Session,
+    incident: Incident,
+    postmortem: Postmortem | None,
+    channel_id: str,
+    person: str,
+    settings: Settings,
+    at: datetime,
+) -> None:
+    """Tell the person who removed the bot from an incident's channel, once, that it stays out and where
+    what it posts about the incident goes instead (`elsewhere`)."""
+    instead = (
+        f"the thread of its summary in {channel_mention(settings.postmortems_channel)}"
+        if shown_publicly(incident, postmortem)
+        else "the direct messages of whoever publishes its post-mortem"
+    )
+    enqueue(
+        session,
+        key=f"removed:{channel_id}",
+        channel=person,
+        at=at,
+        text=(
+            f"I was removed from <#{channel_id}> and will not rejoin it by myself. What I post about "
+            f"incident {display_id(incident)} will go to {instead}; invite me back to have it there again."
+        ),
+    )
+
+
 def reply_under_card(
     session: Session, incident: Incident, *, settings: Settings, postmortem: Postmortem | None
 ) -> tuple[str, str | None, dict[str, str] | None] | None:
