@@ -42,6 +42,8 @@ SLACK_ERRORS: dict[str, Action] = {
             "msg_too_long",
             "no_text",
             "is_archived",
+            # Left after the outbox's one join (or a person removed the bot: it does not re-join).
+            "not_in_channel",
             "invalid_auth",
             "not_authed",
             "token_revoked",

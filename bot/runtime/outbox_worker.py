@@ -164,11 +164,7 @@ class OutboxWorker(PollingWorker):
             # A malformed payload, a database hiccup while recording: a SUSPECT, parked after MAX_ATTEMPTS
             # (and /healthz says so) instead of being re-claimed forever while the rest of its batch waits.
             log.error("outbox row %s (%s) failed unexpectedly", row.id, row.key, exc_info=True)
-        if (
-            failure.action == Action.PARK
-            and refused
-            and reroute(self._engine, row, str(refused), at=self._clock())
-        ):
+        if refused and reroute(self._engine, row, str(refused), at=self._clock()):
             return None  # Slack refused the channel for good, and the row went where people will see it
         if failure.action == Action.PARK:
             self._park(row, failure.reason)

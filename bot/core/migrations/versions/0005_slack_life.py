@@ -2,7 +2,7 @@
 slack_channels: what the bot knows of the channels it posts to (archived, deleted, removed, private)
 
 Revision ID: 0005_slack_life
-Revises: 0003_inbound_processing
+Revises: 0004_outbox_priority
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel.sql.sqltypes  # the package alone does not bind `sqlmodel.sql` f
 from alembic import op
 
 revision = "0005_slack_life"
-down_revision = "0003_inbound_processing"
+down_revision = "0004_outbox_priority"
 branch_labels = None
 depends_on = None
 

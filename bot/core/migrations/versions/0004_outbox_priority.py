@@ -1,14 +1,14 @@
 """outbox rows have a priority (a new incident's channel and card before a digest or a nudge), and the
 claim keeps each channel's messages in order (an index for that check)
 
-Revision ID: 0006_outbox_priority
+Revision ID: 0004_outbox_priority
 Revises: 0003_inbound_processing
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_outbox_priority"
+revision = "0004_outbox_priority"
 down_revision = "0003_inbound_processing"
 branch_labels = None
 depends_on = None
