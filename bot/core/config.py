@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -130,8 +130,23 @@ class Settings(BaseSettings):
     # Space the outbox's Slack calls by Slack's published rate limits (bot/slack/rate_limits.py); false for a
     # Slack stand-in that has none (the tests, the benchmarks' sandbox).
     outbox_pacing: bool = True
+    # Action items in the team's tracker (bot/trackers/): "jira", "github", or unset for none.
+    action_item_tracker: Literal["jira", "github"] | None = None
+    jira_url: str | None = None
+    jira_email: str | None = None
+    jira_api_token: str | None = None
+    jira_project_key: str | None = None
+    jira_issue_type: str = "Task"
+    jira_labels: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["postmortem"])
+    jira_webhook_secret: str | None = None
+    github_token: str | None = None
+    github_repository: str | None = None
+    github_api_url: str = "https://api.github.com"
+    github_webhook_secret: str | None = None
+    # Where the tracker cannot reach the bot's webhooks: poll the linked issues every N minutes (0: never).
+    tracker_poll_minutes: int = Field(default=0, ge=0, le=1440)
 
-    @field_validator("pagerduty_webhook_secrets", "postmortem_admins", mode="before")
+    @field_validator("pagerduty_webhook_secrets", "postmortem_admins", "jira_labels", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -180,6 +195,34 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("action_item_tracker", mode="before")
+    @classmethod
+    def _tracker(cls, value: object) -> object:
+        # An empty ACTION_ITEM_TRACKER= in .env means none, like leaving it out.
+        return value.strip().lower() or None if isinstance(value, str) else value
+
+    @field_validator("jira_url", "github_api_url")
+    @classmethod
+    def _tracker_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://acme.atlassian.net")
+        return value.rstrip("/") if value else value
+
+    @field_validator("jira_project_key")
+    @classmethod
+    def _project_key(cls, value: str | None) -> str | None:
+        # Jira project keys: an upper-case letter, then upper-case letters, digits or underscores.
+        if value is not None and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,19}", value):
+            raise ValueError("must be a Jira project key such as OPS (upper-case letters and digits)")
+        return value
+
+    @field_validator("github_repository")
+    @classmethod
+    def _repository(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
+            raise ValueError("must be owner/name, e.g. acme/ops")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -209,6 +252,21 @@ class Settings(BaseSettings):
     @property
     def digest_target(self) -> str:
         return self.digest_channel or self.postmortems_channel
+
+    def require_tracker(self) -> None:
+        """The chosen tracker needs its settings; checked at start-up, so a gap shows before any publish."""
+        needed = {
+            "jira": ("JIRA_URL", "JIRA_EMAIL", "JIRA_API_TOKEN", "JIRA_PROJECT_KEY"),
+            "github": ("GITHUB_TOKEN", "GITHUB_REPOSITORY"),
+        }.get(self.action_item_tracker or "", ())
+        missing = [name for name in needed if not getattr(self, name.lower())]
+        if missing:
+            raise ConfigError(
+                f"ACTION_ITEM_TRACKER={self.action_item_tracker} needs " + ", ".join(missing) + " (see the "
+                "README's settings table)."
+            )
+        if self.action_item_tracker == "jira" and not self.jira_labels:
+            raise ConfigError("JIRA_LABELS: give at least one label (the default is postmortem)")
 
     def require_slack(self) -> None:
         """Serving Slack needs credentials; the CLI's database commands do not."""

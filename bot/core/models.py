@@ -61,6 +61,13 @@ class OutboxStatus(StrEnum):
     DROPPED = "dropped"
 
 
+class TrackerSync(StrEnum):
+    PENDING = "pending"  # the issue must be made to match the item (created, edited, closed or reopened)
+    SYNCED = "synced"
+    PARKED = "parked"  # the tracker refused for good (bad project key, no permission): see last_error
+    UNLINKED = "unlinked"  # the issue was deleted in the tracker; the item lives on without one
+
+
 class Incident(SQLModel, table=True):
     __tablename__ = "incidents"
     __table_args__ = (
@@ -188,7 +195,42 @@ class ActionItem(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+    # A Slack user id, or the tracker's name ("jira", "github") when the item was closed there.
     completed_by: str | None = Field(default=None, max_length=32)
+
+
+class TrackerLink(SQLModel, table=True):
+    """An action item's issue in the team's tracker, and the durable work of keeping it in step.
+
+    `ref` is the idempotency key written into the issue when it is created (a Jira label, a marker in a
+    GitHub issue's body): a worker that crashed after the tracker created the issue finds it by `ref`
+    instead of creating a second one. `version` counts the changes owed, `synced_version` the last one
+    the tracker confirmed."""
+
+    __tablename__ = "tracker_links"
+    __table_args__ = (
+        Index("ix_tracker_links_sync_next", "sync", "next_attempt_at"),
+        UniqueConstraint("tracker", "issue_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    action_item_id: int = Field(unique=True)
+    tracker: str = Field(max_length=16)  # "jira" or "github"
+    ref: str = Field(max_length=64, unique=True)
+    issue_id: str | None = Field(default=None, max_length=64)  # Jira's issue id, GitHub's issue number
+    issue_key: str | None = Field(default=None, max_length=64)  # "OPS-12", "#7"
+    issue_url: str | None = Field(default=None, max_length=1024)
+    remote_done: bool = False  # the issue's state as last seen (done category / closed)
+    sync: str = Field(default=TrackerSync.PENDING, max_length=16)
+    version: int = 1
+    synced_version: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_until: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
 
 
 class TimelineEntry(SQLModel, table=True):
@@ -359,4 +401,6 @@ __all__ = [
     "SlackChannel",
     "SlackMessage",
     "TimelineEntry",
+    "TrackerLink",
+    "TrackerSync",
 ]

@@ -12,6 +12,8 @@ from bot.core.clock import utcnow
 from bot.core.config import Settings, load_settings
 from bot.core.db import session_scope
 from bot.devtools.sandbox import DEMO_HUMANS, SlackSandbox
+from bot.devtools.sandbox.github import GitHubStandIn
+from bot.devtools.sandbox.jira import JiraStandIn
 from bot.devtools.sandbox.pagerduty_sender import PagerDutySender
 from bot.devtools.sandbox.ui import ClockJob, PagerDutyControls, SandboxPage
 from bot.loop import digest, reminders, wins
@@ -21,6 +23,27 @@ SIGNING_SECRET = "sandbox-signing-secret"
 BOT_TOKEN = "xoxb-sandbox"
 APP_TOKEN = "xapp-sandbox"
 PAGERDUTY_SECRET = "sandbox-pagerduty-secret"
+
+
+def tracker_settings(stand_in: JiraStandIn | GitHubStandIn) -> dict[str, Any]:
+    """The settings that point the bot at a tracker stand-in (its webhooks signed with the stand-in's
+    secret)."""
+    if isinstance(stand_in, JiraStandIn):
+        return {
+            "action_item_tracker": "jira",
+            "jira_url": stand_in.url,
+            "jira_email": stand_in.email,
+            "jira_api_token": stand_in.api_token,
+            "jira_project_key": stand_in.project_key,
+            "jira_webhook_secret": stand_in.webhook_secret,
+        }
+    return {
+        "action_item_tracker": "github",
+        "github_api_url": stand_in.url,
+        "github_token": stand_in.token,
+        "github_repository": stand_in.repository,
+        "github_webhook_secret": stand_in.webhook_secret,
+    }
 
 
 class LocalStack:

@@ -14,6 +14,7 @@ from bot.flows.access import participants_seen_by
 from bot.flows.context import Runtime
 from bot.flows.postmortems import republish
 from bot.loop.reminders import snooze
+from bot.trackers.links import owe_sync
 
 GONE = "That action item no longer exists (the post-mortem was edited)."
 
@@ -48,6 +49,7 @@ def mark_done(runtime: Runtime, client: WebClient, *, item_id: int, user_id: str
             at=at,
         )
         if done:
+            owe_sync(session, [item], tracker=runtime.settings.action_item_tracker, at=at)
             republish(
                 session,
                 incident,

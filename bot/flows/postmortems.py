@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.core.config import Settings
 from bot.core.errors import UserError
-from bot.core.models import Incident, Postmortem
+from bot.core.models import ActionItem, Incident, Postmortem
 from bot.domain.channels import record_channel
 from bot.domain.document import render_document
 from bot.domain.incidents import get_incident, incident_for_channel
@@ -32,6 +32,7 @@ from bot.flows.context import Runtime
 from bot.slack.channels import current_privacy
 from bot.slack.modal_view import ModalContent, postmortem_modal
 from bot.slack.notices import enqueue_publication, refresh_summary
+from bot.trackers.links import owe_sync
 
 
 def republish(
@@ -191,6 +192,14 @@ def publish_saved(
         session=session, incident=incident, postmortem=result.postmortem, tz=settings.tz
     )
     enqueue_publication(session=session, incident=incident, result=result, settings=settings, at=at)
+    owe_items_sync(session, result.postmortem, settings=settings, at=at)
+
+
+def owe_items_sync(session: Session, postmortem: Postmortem, *, settings: Settings, at: datetime) -> None:
+    """Every item of a published post-mortem gets its issue in the tracker, created or brought up to date
+    (by the tracker worker, after this transaction commits)."""
+    items = session.exec(select(ActionItem).where(ActionItem.postmortem_id == postmortem.id))
+    owe_sync(session, items, tracker=settings.action_item_tracker, at=at)
 
 
 def channel_postmortem(session: Session, channel_id: str) -> tuple[Incident, Postmortem]:
@@ -220,4 +229,6 @@ def restore(
         republish(
             session, incident, postmortem, settings=runtime.settings, reason=f"r{revision.number}", at=at
         )
+        if postmortem.published_at is not None:
+            owe_items_sync(session, postmortem, settings=runtime.settings, at=at)
         return revision.number

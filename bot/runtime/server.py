@@ -15,6 +15,8 @@ from functools import partial
 
 from slack_bolt import App, BoltContext
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer
 
@@ -24,6 +26,7 @@ from bot.core.config import Settings
 from bot.core.db import make_engine, normalize_url, upgrade
 from bot.flows.context import Runtime
 from bot.flows.incidents import channel_opened
+from bot.flows.trackers import issue_changed
 from bot.runtime.ingest import IngestWriter
 from bot.runtime.outbox_pacing import Pacer
 from bot.runtime.outbox_worker import OutboxWorker
@@ -31,11 +34,17 @@ from bot.runtime.processor import DeliveryProcessor
 from bot.runtime.redaction import install_redaction
 from bot.runtime.scheduler import Scheduler
 from bot.runtime.slack_health import SlackStartup, join_channel
+from bot.runtime.tracker_routes import GITHUB_PATH, JIRA_PATH, github_webhook, jira_webhook
+from bot.runtime.tracker_worker import TrackerWorker
 from bot.runtime.web import Router, health, make_server, metrics, ready, slack_events
 from bot.runtime.webhook_route import PATH as PAGERDUTY_PATH
 from bot.runtime.webhook_route import pagerduty_webhook
+from bot.runtime.workers import PollingWorker
 from bot.slack.channels import ChannelDirectory
 from bot.slack.client import make_client
+from bot.trackers.base import Tracker
+from bot.trackers.github import GitHubClient, GitHubTracker
+from bot.trackers.jira import JiraTracker
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,57 @@ class Process:
     # Inbound webhooks: stored by group commit (ingest.py), then processed by a worker (processor.py).
     ingest: IngestWriter
     processor: DeliveryProcessor
+    # Action items in Jira or GitHub (ACTION_ITEM_TRACKER); None without a tracker.
+    trackers: TrackerWorker | None = None
+
+
+@dataclass
+class _Workers:
+    """What a committed change wakes: the outbox, and the tracker worker when there is one."""
+
+    workers: list[PollingWorker]
+
+    def wake(self) -> None:
+        for worker in self.workers:
+            worker.wake()
+
+
+def make_tracker(settings: Settings) -> Tracker | None:
+    """The tracker ACTION_ITEM_TRACKER names (settings.require_tracker() checked its settings)."""
+    timeout = settings.slack_api_timeout_seconds
+    if settings.action_item_tracker == "jira":
+        return JiraTracker(
+            url=settings.jira_url or "",
+            email=settings.jira_email or "",
+            api_token=settings.jira_api_token or "",
+            project_key=settings.jira_project_key or "",
+            issue_type=settings.jira_issue_type,
+            labels=settings.jira_labels,
+            timeout=timeout,
+        )
+    if settings.action_item_tracker == "github":
+        client = GitHubClient(
+            api_url=settings.github_api_url,
+            token=settings.github_token or "",
+            repository=settings.github_repository or "",
+            timeout=timeout,
+        )
+        return GitHubTracker(client)
+    return None
+
+
+def _owner_email(client: WebClient) -> Callable[[str], str | None]:
+    """A Slack user's e-mail (users.info, scope users:read.email), to assign their Jira issue; None when
+    Slack does not say."""
+
+    def lookup(user_id: str) -> str | None:
+        try:
+            profile = client.users_info(user=user_id)["user"].get("profile") or {}
+        except SlackApiError:
+            return None
+        return profile.get("email") or None
+
+    return lookup
 
 
 def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Process:
@@ -74,12 +134,30 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
         clock=clock,
         pacer=Pacer() if settings.outbox_pacing else None,
     )
-    runtime = Runtime(settings=settings, engine=engine, client=client, channels=channels, outbox=outbox)
+    wake = _Workers([outbox])
+    runtime = Runtime(settings=settings, engine=engine, client=client, channels=channels, outbox=wake)
     ingest = IngestWriter(engine=engine, on_stored=lambda: processor.wake())
     processor = DeliveryProcessor(
         engine=engine, settings=settings, on_processed=outbox.wake, yield_to=ingest.wait_until_idle
     )
-    return Process(runtime=runtime, outbox=outbox, ingest=ingest, processor=processor)
+    tracker = make_tracker(settings)
+    trackers = None
+    if tracker is not None:
+        trackers = TrackerWorker(
+            engine=engine,
+            tracker=tracker,
+            on_remote_change=lambda name, issue_id, done, at: issue_changed(
+                runtime, tracker=name, issue_id=issue_id, done=done, at=at
+            ),
+            owner_email=_owner_email(client)
+            if settings.action_item_tracker == "jira"
+            else lambda _user: None,
+            max_backoff=settings.outbox_max_backoff_seconds,
+            claim_seconds=settings.outbox_claim_seconds,
+            poll_minutes=settings.tracker_poll_minutes,
+        )
+        wake.workers.append(trackers)
+    return Process(runtime=runtime, outbox=outbox, ingest=ingest, processor=processor, trackers=trackers)
 
 
 def create_app(runtime: Runtime) -> App:
@@ -117,6 +195,9 @@ def create_wsgi_app(process: Process, bolt_app: App | None) -> Router:
     router.add("GET", "/readyz", ready(engine, process.ingest))
     router.add("GET", "/metrics", metrics(engine, settings.tz))
     router.add("POST", PAGERDUTY_PATH, pagerduty_webhook(settings, process.ingest))
+    if process.trackers is not None:
+        router.add("POST", JIRA_PATH, jira_webhook(process.runtime))
+        router.add("POST", GITHUB_PATH, github_webhook(process.runtime))
     return router
 
 
@@ -133,12 +214,17 @@ class BotServer:
         resolve_interval: float = RESOLVE_INTERVAL_SECONDS,
     ) -> None:
         settings.require_slack()
+        settings.require_tracker()
         install_redaction(
             [
                 settings.slack_bot_token,
                 settings.slack_signing_secret,
                 settings.slack_app_token,
                 *settings.pagerduty_webhook_secrets,
+                settings.jira_api_token,
+                settings.jira_webhook_secret,
+                settings.github_token,
+                settings.github_webhook_secret,
                 make_url(normalize_url(settings.database_url)).password,
             ]
         )
@@ -199,6 +285,8 @@ class BotServer:
         if self.startup.pending:
             self.startup.start()
         process.outbox.start()
+        if process.trackers is not None:
+            process.trackers.start()
         process.processor.start()  # processes what an earlier run stored and left unprocessed, too
         if self.settings.scheduler_enabled:
             self.scheduler = Scheduler(engine=runtime.engine, settings=self.settings).start()
@@ -235,6 +323,8 @@ class BotServer:
         if self.process is not None:
             self.process.processor.stop()
             self.process.outbox.stop()
+            if self.process.trackers is not None:
+                self.process.trackers.stop()
         if self._socket_mode is not None:
             self._socket_mode.close()  # type: ignore[no-untyped-call]  # unannotated, as connect
         if self._server is not None:

@@ -31,6 +31,7 @@ from bot.loop.metrics import metrics_registry
 from bot.runtime.ingest import IngestWriter
 from bot.runtime.slack_health import SlackHealth
 from bot.slack.outbox import depth
+from bot.trackers.links import tracker_backlog
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +246,11 @@ def health(engine: Engine, slack: SlackHealth) -> Route:
             with read_scope(engine) as session:
                 counts = depth(session)
                 inbound = backlog(session, source=PAGERDUTY)
+                trackers = tracker_backlog(session)
         except SQLAlchemyError as exc:
             database = {"status": "unreachable", "error": _first_line(exc)}
             return json_response(503, {"status": "down", "database": database, "slack": slack.state()})
-        degraded = counts["parked"] or inbound["failing"] or not slack.up
+        degraded = counts["parked"] or inbound["failing"] or trackers["parked"] or not slack.up
         return json_response(
             200,
             {
@@ -257,6 +259,7 @@ def health(engine: Engine, slack: SlackHealth) -> Route:
                 "slack": slack.state(),
                 "outbox": counts,
                 "inbound": inbound,
+                "trackers": trackers,
             },
         )
 

@@ -37,7 +37,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations.invite": {"channels:manage", "groups:write"},
     "files.getUploadURLExternal": {"files:write"},
     "files.completeUploadExternal": {"files:write"},
-    "users.info": {"users:read"},
+    "users.info": {"users:read", "users:read.email"},  # the owner's e-mail, for the Jira assignee
     "views.open": set(),
     "views.update": set(),
     "views.push": set(),

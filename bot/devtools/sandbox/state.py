@@ -51,6 +51,7 @@ class SandboxUser:
             "profile": {
                 "real_name": self.real_name,
                 "display_name": self.name,
+                "email": f"{self.name}@example.com",
                 "bot_id": BOT_ID if self.is_bot else None,
                 "team": TEAM_ID,
             },
