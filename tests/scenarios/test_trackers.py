@@ -19,7 +19,7 @@ from bot.devtools.sandbox.github import GitHubStandIn
 from bot.devtools.sandbox.jira import JiraStandIn
 from bot.devtools.sandbox.tracker_server import post
 from bot.devtools.stack import LocalStack, tracker_settings
-from bot.slack.blocks import Action, Block
+from bot.slack.blocks import Action
 from tests.scenarios.conftest import ALICE, BOB, CAROL, assert_manifest_covers, declare
 from tests.scenarios.test_incident_channels import query
 from tests.scenarios.test_postmortem_loop import FILLED, open_modal, summaries
