@@ -30,6 +30,7 @@ from bot.core.db import read_scope
 from bot.core.models import ActionItem, ActionItemStatus, Incident
 from bot.loop.kpis import NO_SERVICE
 from bot.slack.outbox import depth, oldest_pending
+from bot.trackers.links import tracker_backlog
 
 PREFIX = "postmortem_bot"
 NO_URGENCY = "unknown"
@@ -121,6 +122,15 @@ class DatabaseCollector:
                 "How long the oldest message owed to Slack has waited (0: none): grows while Slack is down.",
                 value=(self._now() - oldest).total_seconds() if oldest else 0.0,
             )
+
+            trackers = GaugeMetricFamily(
+                f"{PREFIX}_tracker_links",
+                "Action items' issues owed to the tracker (pending), or refused by it (parked).",
+                labels=["state"],
+            )
+            for state, count in tracker_backlog(session).items():
+                trackers.add_metric([state], count)
+            yield trackers
 
     def _incidents(self, session: Session) -> Iterator[Metric]:
         """The incident counter and every histogram from one scan of `incidents`, grouped by service and

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,19 +18,11 @@ from sqlmodel import Session, col, func, select
 
 from bot.core.db import make_engine
 from bot.core.models import InboundDelivery, Incident
-from bot.devtools.sandbox import DEMO_HUMANS, SlackSandbox
+from bot.devtools.sandbox import SlackSandbox
 from bot.devtools.stack import BOT_TOKEN, PAGERDUTY_SECRET, SIGNING_SECRET
 from tests.faults.ledger import Figures, count_messages, outbox_settled, pagerduty_body, post_pagerduty
 
 pytestmark = pytest.mark.faults
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SlackSandbox]:
-    with SlackSandbox(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN) as sb:
-        for name in ("postmortems", "wins"):
-            sb.create_channel(name, members=[u.id for u in DEMO_HUMANS])
-        yield sb
 
 
 def free_port() -> int:
