@@ -6,16 +6,19 @@ No Slack here: who is an incident participant (a member of its channel) is passe
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
 from bot.core.errors import UserError
-from bot.core.models import ActionItem, ActionItemStatus, Incident, Postmortem, id_of
+from bot.core.models import ActionItem, ActionItemStatus, Incident, Postmortem, TrackerLink, id_of
 from bot.domain.access import may_edit
 from bot.domain.incidents import display_id
+
+# `completed_by` of an item closed in the tracker (bot/flows/trackers.py) rather than by a person in Slack.
+TRACKERS = ("jira", "github")
 
 
 class ActionItemError(UserError):
@@ -119,6 +122,29 @@ def complete_action_item(
 
 
 @dataclass(frozen=True)
+class IssueRef:
+    """An item's issue in the team's tracker, as last seen (bot/trackers/)."""
+
+    key: str  # "OPS-12", "#7"
+    url: str
+    done: bool
+
+
+def issue_refs(session: Session, item_ids: Iterable[int | None]) -> dict[int, IssueRef]:
+    """The linked issues of these items, by item id (items without one are left out)."""
+    ids = [item_id for item_id in item_ids if item_id is not None]
+    if not ids:
+        return {}
+    statement = select(TrackerLink).where(
+        col(TrackerLink.action_item_id).in_(ids), col(TrackerLink.issue_key).is_not(None)
+    )
+    return {
+        link.action_item_id: IssueRef(link.issue_key or "", link.issue_url or "", link.remote_done)
+        for link in session.exec(statement)
+    }
+
+
+@dataclass(frozen=True)
 class OpenItem:
     text: str
     due_date: date | None
@@ -126,6 +152,7 @@ class OpenItem:
     incident_title: str
     channel_id: str | None
     id: int | None = None
+    issue: IssueRef | None = None
 
 
 def open_items_for(*, session: Session, owner_id: str) -> list[OpenItem]:
@@ -136,7 +163,17 @@ def open_items_for(*, session: Session, owner_id: str) -> list[OpenItem]:
         .where(ActionItem.owner_id == owner_id, ActionItem.status == ActionItemStatus.OPEN)
         .order_by(col(ActionItem.due_date).is_(None), col(ActionItem.due_date), col(ActionItem.id))
     )
+    rows = list(session.exec(statement))
+    issues = issue_refs(session, (item.id for item, _ in rows))
     return [
-        OpenItem(item.text, item.due_date, display_id(incident), incident.title, incident.channel_id, item.id)
-        for item, incident in session.exec(statement)
+        OpenItem(
+            item.text,
+            item.due_date,
+            display_id(incident),
+            incident.title,
+            incident.channel_id,
+            item.id,
+            issues.get(item.id or 0),
+        )
+        for item, incident in rows
     ]

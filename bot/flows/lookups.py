@@ -14,6 +14,7 @@ from bot.flows.context import Runtime
 from bot.flows.postmortems import channel_postmortem
 from bot.loop.home_content import home_content
 from bot.slack.home_view import app_home
+from bot.slack.messages import issue_link
 
 
 def incident_list(runtime: Runtime) -> str:
@@ -45,7 +46,7 @@ def my_actions(runtime: Runtime, user_id: str) -> str:
         where = f" in <#{item.channel_id}>" if item.channel_id else ""
         lines.append(
             f"• {escape_mrkdwn(item.text)}{due} · incident *{item.incident_ref}* "
-            f"{escape_mrkdwn(item.incident_title)}{where}"
+            f"{escape_mrkdwn(item.incident_title)}{where}{issue_link(item.issue)}"
         )
     return f"*Your open action items ({len(items)})*\n" + "\n".join(lines)
 

@@ -8,10 +8,13 @@ ping-pong. A webhook delivery is archived in the same transaction, so a retried 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
 
-from bot.core.models import ActionItem, ActionItemStatus, Incident, TrackerSync
+from sqlmodel import col, select
+
+from bot.core.models import ActionItem, ActionItemStatus, Incident, Postmortem, TrackerSync
 from bot.domain.deliveries import RawDelivery, archive_delivery
 from bot.domain.postmortems import postmortem_for
 from bot.flows.context import Runtime
@@ -79,3 +82,16 @@ def issue_changed(
             at=at,
         )
         return Outcome.APPLIED
+
+
+def issues_shown(runtime: Runtime, *, item_ids: Collection[int], at: datetime) -> None:
+    """Items got their issue, or its state moved, by the tracker worker's hand: their post-mortems'
+    summaries (and documents) show it, one update per post-mortem."""
+    with runtime.change() as session:
+        statement = select(ActionItem.postmortem_id).where(col(ActionItem.id).in_(list(item_ids))).distinct()
+        for postmortem_id in sorted(session.exec(statement)):
+            postmortem = session.get(Postmortem, postmortem_id)
+            incident = session.get(Incident, postmortem.incident_id) if postmortem else None
+            if postmortem is not None and incident is not None:
+                reason = f"issues:{at.isoformat()}"
+                republish(session, incident, postmortem, settings=runtime.settings, reason=reason, at=at)

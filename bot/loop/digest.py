@@ -11,11 +11,13 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from sqlalchemy import case
 from sqlmodel import Session, col, func, select
 
 from bot.core.config import Settings
 from bot.core.models import ActionItem, ActionItemStatus, Incident, Postmortem
 from bot.core.rendering import format_instant, render
+from bot.domain.action_items import TRACKERS
 from bot.domain.incidents import display_id, public_item_text, public_title
 from bot.loop.charts import ChartSeries, chart_series, render_chart
 from bot.loop.kpis import KPI_FIELDS, compute_kpis, kpi_rows, local_midnight, trend, week_before
@@ -90,6 +92,13 @@ def digest_message(
         .limit(LIST_LIMIT)
     ).all()
     overdue_total = session.exec(select(func.count()).select_from(ActionItem).where(*overdue_where)).one()
+    done_total, done_in_tracker = session.exec(
+        select(func.count(), func.count(case((col(ActionItem.completed_by).in_(TRACKERS), 1)))).where(
+            ActionItem.status == ActionItemStatus.DONE,
+            col(ActionItem.completed_at) >= week_start,
+            col(ActionItem.completed_at) < week_end,
+        )
+    ).one()
     body = render(
         "digest.mrkdwn.j2",
         due=format_instant(due_at, tz, "%a %d %b %H:%M") if due_at else None,
@@ -120,6 +129,8 @@ def digest_message(
             for item, incident, postmortem in overdue
         ],
         overdue_total=overdue_total,
+        done_total=done_total,
+        done_in_tracker=done_in_tracker,
     )
     k = this.overall
     fallback = (

@@ -26,7 +26,7 @@ from bot.core.config import Settings
 from bot.core.db import make_engine, normalize_url, upgrade
 from bot.flows.context import Runtime
 from bot.flows.incidents import channel_opened
-from bot.flows.trackers import issue_changed
+from bot.flows.trackers import issue_changed, issues_shown
 from bot.runtime.ingest import IngestWriter
 from bot.runtime.outbox_pacing import Pacer
 from bot.runtime.outbox_worker import OutboxWorker
@@ -149,6 +149,7 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
             on_remote_change=lambda name, issue_id, done, at: issue_changed(
                 runtime, tracker=name, issue_id=issue_id, done=done, at=at
             ),
+            on_shown=lambda item_ids, at: issues_shown(runtime, item_ids=item_ids, at=at),
             owner_email=_owner_email(client)
             if settings.action_item_tracker == "jira"
             else lambda _user: None,

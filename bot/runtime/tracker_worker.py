@@ -44,6 +44,8 @@ BATCH = 20
 FAILING_ATTEMPTS = 8  # /healthz counts links failing this many times in a row
 # (tracker, issue id, done or None for deleted, at) -> anything: the flow that applies a remote change.
 RemoteChange = Callable[[str, str, bool | None, datetime], object]
+# (item ids, at) -> anything: the flow that shows in Slack the issues that were created or changed state.
+IssuesShown = Callable[[set[int], datetime], object]
 
 
 class TrackerWorker(PollingWorker):
@@ -53,6 +55,7 @@ class TrackerWorker(PollingWorker):
         engine: Engine,
         tracker: Tracker,
         on_remote_change: RemoteChange,
+        on_shown: IssuesShown = lambda _items, _at: None,
         owner_email: Callable[[str], str | None] = lambda _user: None,
         poll_interval: float = 0.5,
         max_backoff: float = 300.0,
@@ -65,6 +68,7 @@ class TrackerWorker(PollingWorker):
         self._engine = engine
         self._tracker = tracker
         self._on_remote_change = on_remote_change
+        self._on_shown = on_shown
         self._owner_email = owner_email
         self._max_backoff = max_backoff
         self._claim_seconds = claim_seconds
@@ -75,8 +79,13 @@ class TrackerWorker(PollingWorker):
     def run_once(self, now: datetime | None = None) -> int:
         now = now or self._clock()
         claimed = self._claim(now)
+        shown: set[int] = set()
         for link_id, version in claimed:
-            self._sync(link_id, version, now)
+            item_id = self._sync(link_id, version, now)
+            if item_id is not None:
+                shown.add(item_id)
+        if shown:
+            self._on_shown(shown, now)
         if self._poll_every is not None and (self._next_poll is None or now >= self._next_poll):
             self._next_poll = now + self._poll_every
             self.poll(now)
@@ -109,18 +118,22 @@ class TrackerWorker(PollingWorker):
                 )
         return found
 
-    def _sync(self, link_id: int, version: int, now: datetime) -> None:
+    def _sync(self, link_id: int, version: int, now: datetime) -> int | None:
+        """Make the issue match the item; returns the item's id when Slack should show a change (the
+        issue is new, or its state moved)."""
         try:
             with read_scope(self._engine) as session:
                 link = session.get(TrackerLink, link_id)
                 item = session.get(ActionItem, link.action_item_id) if link else None
                 if link is None or item is None:  # the item was deleted from its post-mortem
                     self._record(link_id, version, None, now)
-                    return
+                    return None
                 content = self._content(session, link, item)
                 issue_id, want_done = link.issue_id, item.status == ActionItemStatus.DONE
+                seen = (link.issue_key, link.remote_done)
             remote = self._push(link_id, issue_id, content, want_done)
             self._record(link_id, version, remote, now)
+            return item.id if (issue_id is None or seen != (remote.key, remote.done)) else None
         except TrackerRetry as retry:
             self._retry(link_id, str(retry), now, after=retry.after)
         except TrackerRefused as refused:
@@ -131,6 +144,7 @@ class TrackerWorker(PollingWorker):
         except Exception as exc:  # a bug or a database hiccup: retried, counted, visible in /healthz
             log.exception("tracker link %s: sync failed", link_id)
             self._retry(link_id, f"{type(exc).__name__}: {exc}", now, after=None)
+        return None
 
     def _content(self, session: Session, link: TrackerLink, item: ActionItem) -> IssueContent:
         incident = session.get(Incident, item.incident_id)

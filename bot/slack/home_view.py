@@ -23,6 +23,7 @@ from bot.slack.blocks import (
     section,
     truncate,
 )
+from bot.slack.messages import issue_link
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def app_home(content: HomeContent, *, tz: ZoneInfo, target_minutes: int) -> dict
     for item in items[:MAX_HOME_ITEMS]:
         due = f" · due {item.due_date.isoformat()}" if item.due_date else ""
         title = escape_mrkdwn(truncate(item.incident_title, 200))
-        where = f"{item.incident_ref} {title}{channel(item.channel_id)}{due}"
+        where = f"{item.incident_ref} {title}{channel(item.channel_id)}{due}{issue_link(item.issue)}"
         text = f"{escape_mrkdwn(truncate(item.text, 2500))}\n_{where}_"
         view_blocks.append(row(Block.HOME_ITEM, item.id or 0, text, "Mark done", Action.MARK_ACTION_DONE))
     if not items:

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from bot.core.rendering import escape_mrkdwn
+from bot.domain.action_items import IssueRef
 from bot.slack.blocks import (
     DIVIDER,
     MAX_MESSAGE_BLOCKS,
@@ -24,6 +25,13 @@ from bot.slack.blocks import (
     section,
     truncate,
 )
+
+
+def issue_link(issue: IssueRef | None) -> str:
+    """ " · <url|OPS-12> done" after an item that has an issue in the tracker; "" otherwise."""
+    if issue is None:
+        return ""
+    return f" · <{issue.url}|{escape_mrkdwn(issue.key)}> {'done' if issue.done else 'open'}"
 
 
 def summary_message(
@@ -40,12 +48,14 @@ def summary_message(
     footer: str,
     action_item_ids: Sequence[int] | None = None,
     timeline: Sequence[str] = (),
+    issues: Sequence[IssueRef | None] = (),
 ) -> tuple[str, list[dict[str, Any]]]:
     """The summary posted to the post-mortems channel: (fallback text, blocks).
 
     Long bodies are cut to Slack's section limit with a pointer to the full document in the thread.
     `timeline` holds ready mrkdwn lines (escaped by the caller); with `action_item_ids` (parallel to
-    `action_items`), each open item gets a "Mark done" button whose value is the item's id.
+    `action_items`), each open item gets a "Mark done" button whose value is the item's id; `issues`
+    (parallel too) adds each item's issue in the tracker with its state.
     """
     fields = [
         mrkdwn(f"*Severity*\n{severity or '—'}"),
@@ -81,7 +91,9 @@ def summary_message(
             if action_item_ids is not None and not done:
                 item_id = str(action_item_ids[index])
                 extra["accessory"] = button("Mark done", Action.MARK_ACTION_DONE, value=item_id)
-            blocks.append(section(f"{mark} {escape_mrkdwn(truncate(text, 2800))} ({who}{when})", **extra))
+            issue = issue_link(issues[index] if index < len(issues) else None)
+            line = f"{mark} {escape_mrkdwn(truncate(text, 2800))} ({who}{when}){issue}"
+            blocks.append(section(line, **extra))
         if len(action_items) > len(shown):
             blocks.append(
                 context(f"…and {len(action_items) - len(shown)} more action items in the document.")

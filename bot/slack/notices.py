@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from bot.core.config import Settings
 from bot.core.models import Incident, OutboxMessage, Postmortem, SlackMessage, TimelineEntry, id_of
 from bot.core.rendering import escape_mrkdwn, format_duration, format_instant, render
+from bot.domain.action_items import issue_refs
 from bot.domain.channels import channel_state, reachable
 from bot.domain.document import document_context
 from bot.domain.incidents import display_id, incident_channel_name, shown_publicly
@@ -150,6 +151,7 @@ def summary_message(
 ) -> tuple[str, list[dict[str, Any]]]:
     context = document_context(session=session, incident=incident, postmortem=postmortem, tz=settings.tz)
     items = [(i.text, i.owner_id, i.due_date, i.status == "done") for i in context["action_items"]]
+    refs = issue_refs(session, (i.id for i in context["action_items"]))
     published = format_instant(postmortem.published_at, settings.tz)
     return messages.summary_message(
         title=incident.title,
@@ -162,6 +164,7 @@ def summary_message(
         channel_id=incident.channel_id,
         action_items=items,
         action_item_ids=[id_of(i) for i in context["action_items"]],
+        issues=[refs.get(id_of(i)) for i in context["action_items"]],
         timeline=[timeline_line(entry, settings) for entry in context["timeline"]],
         footer=f"Published {published} by <@{postmortem.published_by}> · revision {postmortem.revision}",
     )

@@ -63,15 +63,6 @@ def owe_sync(session: Session, items: Iterable[ActionItem], *, tracker: str | No
             )
 
 
-def links_of(session: Session, item_ids: Iterable[int]) -> dict[int, TrackerLink]:
-    """The items' links, by item id (what Slack shows next to each item)."""
-    ids = list(item_ids)
-    if not ids:
-        return {}
-    rows = session.exec(select(TrackerLink).where(col(TrackerLink.action_item_id).in_(ids)))
-    return {link.action_item_id: link for link in rows}
-
-
 def link_for_issue(session: Session, *, tracker: str, issue_id: str) -> TrackerLink | None:
     statement = select(TrackerLink).where(TrackerLink.tracker == tracker, TrackerLink.issue_id == issue_id)
     return session.exec(statement).first()

@@ -117,3 +117,19 @@ def test_chart_of_an_empty_period_is_still_a_png(session: Session) -> None:
     series = chart_series(session=session, since=WEEK, until=WEEK + timedelta(days=7), tz=SETTINGS.tz)
     assert series.incidents == [0] * 7 and series.mean_minutes_to_resolve == [None] * 7
     assert render_chart(series)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_digest_counts_the_items_done_this_week_and_those_closed_in_the_tracker(session: Session) -> None:
+    incident = add_incident(session, at=WEEK + timedelta(hours=2), resolve=600, document=600)
+    in_slack = add_action_item(
+        session, incident, text="Closed in Slack", completed_at=WEEK + timedelta(days=1)
+    )
+    in_jira = add_action_item(session, incident, text="Closed in Jira", completed_at=WEEK + timedelta(days=2))
+    in_jira.completed_by = "jira"  # what bot/flows/trackers.py records for an issue done in the tracker
+    add_action_item(session, incident, text="Closed last week", completed_at=WEEK - timedelta(days=1))
+    add_action_item(session, incident, text="Still open")
+    assert in_slack.completed_by == "U0OWNER"
+    session.commit()
+    send_digest(session=session, settings=SETTINGS, now=MONDAY, scheduled_for=MONDAY)
+    text = str(session.exec(select(OutboxMessage)).first().payload["blocks"])  # type: ignore[union-attr]
+    assert "*Action items done this week: 2* (1 closed in the tracker)" in text

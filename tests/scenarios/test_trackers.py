@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import select
 
 from bot.core.models import ActionItem, InboundDelivery, TrackerLink
+from bot.devtools.sandbox import SlackSandbox
 from bot.devtools.sandbox.github import GitHubStandIn
 from bot.devtools.sandbox.jira import JiraStandIn
 from bot.devtools.sandbox.tracker_server import post
@@ -155,6 +156,18 @@ def test_publishing_creates_one_issue_per_item_with_its_fields_and_edits_update_
         assert tracked.issue("Alert on pool saturation")["assignee"] == "account-alice"
         assert issue["assignee"] is None
 
+    # In Slack: the summary shows each item's issue and its state, and so does `/postmortem actions`.
+    key = next(link.issue_key for link in links(tracked) if link.action_item_id == load_test_item(tracked).id)
+    tracked.wait(
+        lambda: (
+            f"Load-test the pool at 2x (<@{BOB}>, due 2030-01-15) · <" in summary_text(sandbox)
+            and f"|{key}> open" in summary_text(sandbox)
+        ),
+        "the summary does not show the issues",
+    )
+    answer = sandbox.slash_command(BOB, channel, text="actions").json["text"]
+    assert f"|{key}> open" in answer
+
     view_id = open_modal(sandbox, channel)
     sandbox.fill_view(view_id, {"action_text_2": {Action.INPUT: "Document the pool size in the runbook"}})
     assert sandbox.submit_view(BOB, view_id).status == 200
@@ -198,6 +211,14 @@ def test_done_in_the_tracker_is_done_in_slack_and_done_in_slack_closes_the_issue
     )
     assert items(tracked)["Document the pool size"].status == "open"
     assert all(status == 200 for status in tracked.stand_in.webhook_answers)
+
+
+def summary_text(sandbox: SlackSandbox) -> str:
+    return json.dumps(summaries(sandbox), ensure_ascii=False)
+
+
+def load_test_item(tracked: Tracked) -> ActionItem:
+    return items(tracked)["Load-test the pool at 2x"]
 
 
 def second_id(tracked: Tracked, item: ActionItem) -> str:
