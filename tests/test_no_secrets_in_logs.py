@@ -10,10 +10,22 @@ from pathlib import Path
 import pytest
 
 from bot.devtools.demo import play_script
+from bot.devtools.sandbox.jira import JiraStandIn
 from bot.devtools.stack import APP_TOKEN, BOT_TOKEN, PAGERDUTY_SECRET, SIGNING_SECRET, LocalStack
 from bot.runtime.redaction import REDACTED, install_redaction, redact
+from bot.trackers.jira import basic_credentials
 
-SECRETS = (BOT_TOKEN, SIGNING_SECRET, APP_TOKEN, PAGERDUTY_SECRET, "second-pagerduty-secret")
+JIRA = JiraStandIn()  # the demo's Jira stand-in's credentials: its token, the Basic header, its secret
+SECRETS = (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    APP_TOKEN,
+    PAGERDUTY_SECRET,
+    "second-pagerduty-secret",
+    JIRA.api_token,
+    basic_credentials(JIRA.email, JIRA.api_token),
+    JIRA.webhook_secret,
+)
 
 
 def test_the_whole_demo_at_debug_leaves_no_secret_in_the_logs(
@@ -30,6 +42,7 @@ def test_the_whole_demo_at_debug_leaves_no_secret_in_the_logs(
             f"sqlite:///{tmp_path / 'demo.db'}",
             socket_mode=True,  # the app-level token is in use too
             pagerduty_webhook_secrets=[PAGERDUTY_SECRET, "second-pagerduty-secret"],
+            tracker="jira",
         ) as stack:
             play_script(stack, say=lambda line: None)
     finally:

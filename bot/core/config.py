@@ -201,6 +201,13 @@ class Settings(BaseSettings):
         # An empty ACTION_ITEM_TRACKER= in .env means none, like leaving it out.
         return value.strip().lower() or None if isinstance(value, str) else value
 
+    @field_validator("jira_labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        if any(re.search(r"\s", label) for label in value):
+            raise ValueError("Jira labels cannot contain spaces (separate labels with commas)")
+        return value
+
     @field_validator("jira_url", "github_api_url")
     @classmethod
     def _tracker_url(cls, value: str | None) -> str | None:

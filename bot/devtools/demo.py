@@ -22,6 +22,7 @@ from bot.core.clock import utcnow
 from bot.core.db import session_scope
 from bot.core.models import Incident, IncidentStatus
 from bot.devtools.sandbox import Delivery, SlackSandbox
+from bot.devtools.sandbox.jira import JiraStandIn
 from bot.devtools.sandbox.pagerduty_sender import FakeIncident, PagerDutySender
 from bot.devtools.sandbox.ui import SandboxPage
 from bot.devtools.stack import PAGERDUTY_SECRET, LocalStack, page_for_stack
@@ -72,7 +73,8 @@ def seed_history(engine: Engine, now: datetime, *, weeks: int = 8, seed: int = 7
 
 def play_script(stack: LocalStack, say: Callable[[str], object] = print) -> None:
     """PagerDuty triggers an incident; people answer and pin; it resolves; the post-mortem is written,
-    published, edited and published again; an action item is done; the digest and the wins run."""
+    published, edited and published again (with a Jira stand-in: its items filed as issues); an action
+    item is done in Slack, another closed in Jira; the digest and the wins run."""
     sandbox = stack.sandbox
     if stack.server is None or stack.server.runtime is None:
         raise RuntimeError("start the stack before playing the script")
@@ -160,9 +162,20 @@ def play_script(stack: LocalStack, say: Callable[[str], object] = print) -> None
     _expect_ok(sandbox.submit_view(ALICE, view_id))
     sandbox.wait_for(lambda: "report query held" in str(sandbox.messages(postmortems)), timeout=STEP_TIMEOUT)
 
+    jira = stack.tracker if isinstance(stack.tracker, JiraStandIn) else None
+    if jira is not None:
+        say("· the bot files the two action items as Jira issues")
+        sandbox.wait_for(lambda: len(jira.issues) == 2, timeout=STEP_TIMEOUT)
+
     say("· alice marks her action item done from the summary")
     _expect_ok(sandbox.click_button(ALICE, postmortems, summary["ts"], Action.MARK_ACTION_DONE))
     sandbox.wait_for(lambda: ":white_check_mark:" in str(sandbox.messages(postmortems)), timeout=STEP_TIMEOUT)
+    if jira is not None:
+        [alices, bobs] = sorted(jira.issues.values(), key=lambda issue: issue.key)
+        sandbox.wait_for(lambda: alices.category == "done", timeout=STEP_TIMEOUT)
+        say(f"· ...and {alices.key} moves to {alices.history[-1]} in Jira; bob closes {bobs.key} in Jira")
+        jira.close(bobs.key)
+        sandbox.wait_for(lambda: str(sandbox.messages(postmortems)).count(":white_check_mark:") == 2)
 
     say("· the scheduler's weekly digest and wins sweep run now (normally Monday 09:00 and every 15 min)")
     with session_scope(runtime.engine) as session:
@@ -213,6 +226,13 @@ def print_transcripts(sandbox: SlackSandbox, channels: list[str], tz: ZoneInfo |
         print(sandbox.transcript(sandbox.channel_id(name), tz=tz).rstrip())
 
 
+def print_issues(jira: object) -> None:
+    if isinstance(jira, JiraStandIn):
+        print("\n===== Jira (the stand-in) " + "=" * 35)
+        for issue in sorted(jira.issues.values(), key=lambda issue: issue.key):
+            print(f"{issue.key} {issue.fields['summary']}: {' -> '.join(issue.history)}")
+
+
 def run_demo(*, once: bool, port: int = 3000) -> int:
     """Play the script and print the transcript; without `once`, keep serving for exploration."""
     for noisy in ("slack_bolt", "websockets", "bot.runtime.server", "apscheduler"):
@@ -220,10 +240,11 @@ def run_demo(*, once: bool, port: int = 3000) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="postmortem-bot-demo-"))
     database_url = f"sqlite:///{workdir / 'demo.db'}"
     print(f"postmortem-bot demo: local Slack sandbox, SQLite at {workdir / 'demo.db'}")
-    with LocalStack(database_url) as stack:
+    with LocalStack(database_url, tracker="jira") as stack:
         page = None if once else _start_page(stack, port)
         play_script(stack)
         print_transcripts(stack.sandbox, [INCIDENT_CHANNEL, "postmortems", "wins"], tz=stack.settings().tz)
+        print_issues(stack.tracker)
         if page is None:
             return 0
         with page:

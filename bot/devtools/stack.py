@@ -57,6 +57,7 @@ class LocalStack:
         port: int = 0,
         sandbox_port: int = 0,
         clock: Callable[[], datetime] = utcnow,
+        tracker: str | None = None,
         **settings: Any,
     ) -> None:
         self.database_url = database_url
@@ -68,16 +69,28 @@ class LocalStack:
         self.sandbox = SlackSandbox(
             signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, app_token=APP_TOKEN, port=sandbox_port
         )
+        # `tracker="jira"` or "github": a stand-in of that tracker, its webhooks pointed at the bot.
+        self.tracker: JiraStandIn | GitHubStandIn | None = None
+        if tracker == "jira":
+            humans = {f"{user.name}@example.com": f"account-{user.name}" for user in DEMO_HUMANS}
+            self.tracker = JiraStandIn(users=humans)
+        elif tracker == "github":
+            self.tracker = GitHubStandIn()
         self.server: BotServer | None = None
 
     def start(self) -> LocalStack:
         self.sandbox.start()
+        if self.tracker is not None:
+            self.tracker.start()
+            self.settings_overrides = {**tracker_settings(self.tracker), **self.settings_overrides}
         humans = [user.id for user in DEMO_HUMANS]
         for name in ("postmortems", "wins"):
             self.sandbox.create_channel(name, members=humans)
         self.server = BotServer(self.settings(), clock=self.clock).start()
         if not self.socket_mode:
             self.sandbox.bot_url = f"{self.server.url}/slack/events"
+        if self.tracker is not None:
+            self.tracker.webhook_url = f"{self.server.url}/webhooks/{self.settings().action_item_tracker}"
         return self
 
     def settings(self) -> Settings:
@@ -102,6 +115,8 @@ class LocalStack:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+        if self.tracker is not None:
+            self.tracker.stop()
         self.sandbox.stop()
 
     def __enter__(self) -> LocalStack:

@@ -44,7 +44,7 @@ from bot.slack.channels import ChannelDirectory
 from bot.slack.client import make_client
 from bot.trackers.base import Tracker
 from bot.trackers.github import GitHubClient, GitHubTracker
-from bot.trackers.jira import JiraTracker
+from bot.trackers.jira import JiraTracker, basic_credentials
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,8 @@ class BotServer:
                 settings.slack_app_token,
                 *settings.pagerduty_webhook_secrets,
                 settings.jira_api_token,
+                settings.jira_api_token
+                and basic_credentials(settings.jira_email or "", settings.jira_api_token),
                 settings.jira_webhook_secret,
                 settings.github_token,
                 settings.github_webhook_secret,

@@ -65,6 +65,14 @@ def _status_category(issue: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _status_changed(changelog: object) -> bool:
+    """Whether Jira's changelog of this update moves the issue's status."""
+    entries = changelog.get("items") if isinstance(changelog, dict) else None
+    return isinstance(entries, list) and any(
+        isinstance(entry, dict) and entry.get("field") == "status" for entry in entries
+    )
+
+
 def jira_webhook(runtime: Runtime) -> Route:
     def route(environ: dict[str, Any], body: bytes) -> Response:
         checked = _checked(
@@ -83,6 +91,10 @@ def jira_webhook(runtime: Runtime) -> Route:
         issue_id = _issue_id(issue, "id")
         if issue_id is None:
             return json_response(400, {"error": f"{event} without issue.id"})
+        if event == "jira:issue_updated" and not _status_changed(checked.get("changelog")):
+            # An edit of other fields (the bot's own, as often as not): its status says nothing new, and
+            # a late delivery of it must not undo a transition made since.
+            return json_response(200, {"status": "ignored"})
         category = _status_category(issue)
         if event == "jira:issue_updated" and category is None:
             return json_response(400, {"error": f"{event} without issue.fields.status.statusCategory.key"})

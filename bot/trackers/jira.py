@@ -19,6 +19,11 @@ API = "/rest/api/3"
 SUMMARY_LIMIT = 255  # Jira refuses a longer summary
 
 
+def basic_credentials(email: str, api_token: str) -> str:
+    """What follows "Basic " in the Authorization header (secret: it holds the token)."""
+    return base64.b64encode(f"{email}:{api_token}".encode()).decode()
+
+
 class JiraTracker:
     name = "jira"
 
@@ -33,7 +38,7 @@ class JiraTracker:
         labels: list[str],
         timeout: float = 10.0,
     ) -> None:
-        credentials = base64.b64encode(f"{email}:{api_token}".encode()).decode()
+        credentials = basic_credentials(email, api_token)
         self._http = JsonHttp(url, {"Authorization": f"Basic {credentials}"}, timeout=timeout)
         self._url = url.rstrip("/")
         self._project = project_key

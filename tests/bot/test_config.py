@@ -6,6 +6,22 @@ import pytest
 
 from bot.core.config import ConfigError, load_settings
 
+TRACKER_VARIABLES = (
+    "ACTION_ITEM_TRACKER",
+    "JIRA_URL",
+    "JIRA_EMAIL",
+    "JIRA_API_TOKEN",
+    "JIRA_PROJECT_KEY",
+    "JIRA_ISSUE_TYPE",
+    "JIRA_LABELS",
+    "JIRA_WEBHOOK_SECRET",
+    "GITHUB_TOKEN",
+    "GITHUB_REPOSITORY",
+    "GITHUB_API_URL",
+    "GITHUB_WEBHOOK_SECRET",
+    "TRACKER_POLL_MINUTES",
+)
+
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -19,6 +35,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # typ
         "PAGERDUTY_WEBHOOK_SECRETS",
         "RESPONSE_TARGET_MINUTES",
         "SLACK_API_URL",
+        *TRACKER_VARIABLES,
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
@@ -45,6 +62,13 @@ def test_defaults() -> None:
         ("RESPONSE_TARGET_MINUTES", "0"),
         ("DATABASE_URL", "mysql://x"),
         ("SLACK_API_URL", "slack.com/api"),
+        ("ACTION_ITEM_TRACKER", "trello"),
+        ("JIRA_URL", "acme.atlassian.net"),
+        ("JIRA_PROJECT_KEY", "ops board"),
+        ("GITHUB_REPOSITORY", "just-a-name"),
+        ("GITHUB_API_URL", "api.github.com"),
+        ("TRACKER_POLL_MINUTES", "-1"),
+        ("JIRA_LABELS", "post mortem"),
     ],
 )
 def test_malformed_variable_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -79,3 +103,34 @@ def test_cli_reports_bad_config_and_exits_2(monkeypatch: pytest.MonkeyPatch, cap
     monkeypatch.setenv("PORT", "not-a-port")
     assert main(["db", "upgrade"]) == 2
     assert "PORT" in capsys.readouterr().err
+
+
+def test_tracker_settings_default_to_no_tracker_and_jira_defaults() -> None:
+    settings = load_settings()
+    assert settings.action_item_tracker is None
+    settings.require_tracker()  # nothing is needed without a tracker
+    assert (settings.jira_issue_type, settings.jira_labels) == ("Task", ["postmortem"])
+    assert settings.github_api_url == "https://api.github.com"
+    assert settings.tracker_poll_minutes == 0
+
+
+def test_the_chosen_tracker_names_each_missing_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACTION_ITEM_TRACKER", "jira")
+    monkeypatch.setenv("JIRA_URL", "https://acme.atlassian.net/")
+    with pytest.raises(ConfigError, match="JIRA_EMAIL, JIRA_API_TOKEN, JIRA_PROJECT_KEY"):
+        load_settings().require_tracker()
+    monkeypatch.setenv("ACTION_ITEM_TRACKER", "GitHub")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_x")
+    with pytest.raises(ConfigError, match="GITHUB_REPOSITORY"):
+        load_settings().require_tracker()
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/ops")
+    monkeypatch.setenv("JIRA_LABELS", "postmortem, follow-up")
+    settings = load_settings()
+    settings.require_tracker()
+    assert settings.action_item_tracker == "github" and settings.jira_url == "https://acme.atlassian.net"
+    assert settings.jira_labels == ["postmortem", "follow-up"]
+
+
+def test_an_empty_tracker_setting_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACTION_ITEM_TRACKER", "")
+    assert load_settings().action_item_tracker is None

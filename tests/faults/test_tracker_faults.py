@@ -18,6 +18,7 @@ from bot.core.models import ActionItem, TrackerLink
 from bot.devtools.sandbox.github import GitHubStandIn
 from bot.devtools.sandbox.jira import JiraStandIn
 from bot.devtools.stack import LocalStack, tracker_settings
+from bot.flows.context import Runtime
 from bot.flows.trackers import issue_changed
 from bot.runtime.server import make_tracker
 from bot.runtime.tracker_worker import TrackerWorker
@@ -60,26 +61,30 @@ def issue_count(stand_in: JiraStandIn | GitHubStandIn) -> int:
     return len(stand_in.issues)
 
 
+def driven_worker(runtime: Runtime, *, poll_minutes: int = 0) -> TrackerWorker:
+    """A tracker worker the test drives with its own clock (`run_once(now)`)."""
+    tracker = make_tracker(runtime.settings)
+    assert tracker is not None
+    return TrackerWorker(
+        engine=runtime.engine,
+        tracker=tracker,
+        on_remote_change=lambda name, issue_id, done, at: issue_changed(
+            runtime, tracker=name, issue_id=issue_id, done=done, at=at
+        ),
+        max_backoff=300,
+        poll_minutes=poll_minutes,
+    )
+
+
 @pytest.fixture
 def tracked(
     database_url: str, stand_in: JiraStandIn | GitHubStandIn
 ) -> Iterator[tuple[LocalStack, TrackerWorker]]:
-    """The bot serving with its own tracker worker stopped, and a worker the test drives with its clock."""
+    """The bot serving with its own tracker worker stopped, and a worker the test drives."""
     with LocalStack(database_url, **tracker_settings(stand_in), scheduler_enabled=False) as stack:
         assert stack.server is not None and stack.server.process is not None
-        runtime = stack.server.process.runtime
         stack.server.process.trackers.stop()  # type: ignore[union-attr]
-        tracker = make_tracker(runtime.settings)
-        assert tracker is not None
-        worker = TrackerWorker(
-            engine=runtime.engine,
-            tracker=tracker,
-            on_remote_change=lambda name, issue_id, done, at: issue_changed(
-                runtime, tracker=name, issue_id=issue_id, done=done, at=at
-            ),
-            max_backoff=300,
-        )
-        yield stack, worker
+        yield stack, driven_worker(stack.server.process.runtime)
 
 
 def test_tracker_down_for_30_minutes_then_every_issue_is_created_once(
@@ -190,3 +195,31 @@ def test_sigkill_between_the_trackers_answer_and_the_commit_makes_no_second_issu
     assert issue_count(stand_in) == 3  # the first item's issue was found again by its key, not created twice
     assert len({row.issue_id for row in rows}) == 3
     print(f"SIGKILL after create ({kind}): issues={issue_count(stand_in)} items=3 duplicates=0")
+
+
+def test_without_webhooks_tracker_poll_minutes_brings_changes_back(
+    tracked: tuple[LocalStack, TrackerWorker], stand_in: JiraStandIn | GitHubStandIn, database_url: str
+) -> None:
+    """No public URL: the tracker's webhooks never arrive (the stand-in sends none), the poll reads them."""
+    stack, _ = tracked
+    assert stack.server is not None and stack.server.process is not None
+    worker = driven_worker(stack.server.process.runtime, poll_minutes=5)
+    now = datetime.now(UTC)
+    kind = "jira" if isinstance(stand_in, JiraStandIn) else "github"
+    first, second = seed_items(database_url, 2, kind, now)
+    worker.run_once(now)  # creates both issues, and polls (nothing changed yet)
+    issue_ids = {link.action_item_id: link.issue_id for link in links(stack)}
+    # Jira's issues go by id or key, GitHub's by number.
+    as_ref = int if isinstance(stand_in, GitHubStandIn) else str
+    stand_in.close(as_ref(issue_ids[first]))  # type: ignore[arg-type]
+    stand_in.delete(as_ref(issue_ids[second]))  # type: ignore[arg-type]
+
+    def status(item_id: int) -> str:
+        with Session(stack.server.runtime.engine) as session:  # type: ignore[union-attr]
+            return session.get(ActionItem, item_id).status  # type: ignore[union-attr]
+
+    worker.run_once(now + 4 * MINUTE)
+    assert status(first) == "open"  # not polled yet: every 5 minutes
+    worker.run_once(now + 5 * MINUTE)
+    assert status(first) == "done"
+    assert [link.sync for link in links(stack) if link.action_item_id == second] == ["unlinked"]

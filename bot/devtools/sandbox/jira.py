@@ -6,8 +6,9 @@ an Atlassian Document Format document; labels have no spaces; a due date is YYYY
 one open from the issue's current status. Its workflow names the statuses unlike the categories they belong
 to ("Backlog" is new, "Doing" indeterminate, "Shipped" done), so only a client that reads status categories
 closes issues. Rate-limited calls get 429 with Retry-After. With `webhook_url` set it sends
-`jira:issue_updated` and `jira:issue_deleted` deliveries, signed with `webhook_secret` in X-Hub-Signature
-(for every change, the API's too, as Jira does), each with its X-Atlassian-Webhook-Identifier.
+`jira:issue_updated` (with the changelog of the fields that changed) and `jira:issue_deleted` deliveries,
+signed with `webhook_secret` in X-Hub-Signature (for every change, the API's too, as Jira does), each with
+its X-Atlassian-Webhook-Identifier, from a thread of their own (they may arrive after later changes).
 """
 
 from __future__ import annotations
@@ -149,8 +150,11 @@ class JiraStandIn(JsonServer):
 
     def _edit(self, match: dict[str, Any], _query: dict[str, str], body: Any, _h: dict[str, str]) -> Reply:
         issue = self._issue(match["issue"])
-        issue.fields.update(self._checked_fields((body or {}).get("fields"), creating=False))
-        self._notify("jira:issue_updated", issue)
+        fields = self._checked_fields((body or {}).get("fields"), creating=False)
+        changed = [name for name, value in fields.items() if issue.fields.get(name) != value]
+        issue.fields.update(fields)
+        if changed:
+            self._notify("jira:issue_updated", issue, [{"field": name} for name in changed])
         return Reply(204)
 
     def _transitions(
@@ -206,9 +210,10 @@ class JiraStandIn(JsonServer):
         """Move an issue to a status (by id), as a person would; Jira then sends its webhook."""
         with self.lock:
             issue = self._issue(key)
-            issue.status = status
+            before, issue.status = STATUSES[issue.status][0], status
             issue.history.append(STATUSES[status][0])
-            self._notify("jira:issue_updated", issue)
+            change = {"field": "status", "fromString": before, "toString": STATUSES[status][0]}
+            self._notify("jira:issue_updated", issue, [change])
 
     def close(self, key: str) -> None:
         self.move(key, "10001")
@@ -222,13 +227,10 @@ class JiraStandIn(JsonServer):
             del self.issues[issue.id]
             self._notify("jira:issue_deleted", issue)
 
-    def _notify(self, event: str, issue: JiraIssue) -> None:
-        payload = {
-            "timestamp": 0,
-            "webhookEvent": event,
-            "issue": issue.to_api(),
-            "user": {"accountId": "bot"},
-        }
+    def _notify(self, event: str, issue: JiraIssue, changes: list[dict[str, Any]] | None = None) -> None:
+        payload: dict[str, Any] = {"timestamp": 0, "webhookEvent": event, "issue": issue.to_api()}
+        if changes is not None:
+            payload["changelog"] = {"items": changes}
         headers = {"X-Atlassian-Webhook-Identifier": uuid.uuid4().hex}
         self.queue_webhook(self.webhook_url, payload, headers, self.webhook_secret)
 
