@@ -161,7 +161,6 @@ def test_sigkill_between_the_trackers_answer_and_the_commit_makes_no_second_issu
     database_url = f"sqlite:///{tmp_path / 'killed.db'}"
     upgrade(database_url)
     kind = "jira" if isinstance(stand_in, JiraStandIn) else "github"
-    seed_items(database_url, 3, kind, datetime.now(UTC) - timedelta(minutes=5))
     server = ServeProcess(sandbox, database_url)
     server.env.update({key.upper(): str(value) for key, value in tracker_settings(stand_in).items()})
     killed = threading.Event()
@@ -175,6 +174,9 @@ def test_sigkill_between_the_trackers_answer_and_the_commit_makes_no_second_issu
     stand_in.faults.after_create = kill_once
     try:
         server.start()
+        # Items owed their issues once the bot is up (its worker finds them at its next poll), so the
+        # kill cannot land while the test still waits for the bot to start.
+        seed_items(database_url, 3, kind, datetime.now(UTC))
         sandbox.wait_for(killed.is_set, timeout=30, message="the bot never created an issue")
         assert issue_count(stand_in) == 1
         server.start()  # the same database; its claim on the item expires after OUTBOX_CLAIM_SECONDS

@@ -94,7 +94,7 @@ class Tracked:
             self.stand_in.delete(int(issue_id))
 
     def wait(self, predicate, message: str) -> None:  # type: ignore[no-untyped-def]
-        self.stack.sandbox.wait_for(predicate, timeout=15, message=message)
+        self.stack.sandbox.wait_for(predicate, timeout=60, message=message)
 
 
 @pytest.fixture(params=["jira", "github"])
