@@ -150,9 +150,9 @@ class TrackerWorker(PollingWorker):
         incident = session.get(Incident, item.incident_id)
         summary = session.get(SlackMessage, summary_key(incident)) if incident else None
         # Slack's permalink form; it opens the summary, with the document in the incident's thread.
-        document_url = (
-            summary and f"https://slack.com/archives/{summary.channel}/p{summary.ts.replace('.', '')}"
-        )
+        document_url = None
+        if summary is not None:
+            document_url = f"https://slack.com/archives/{summary.channel}/p{summary.ts.replace('.', '')}"
         return issue_content(
             session,
             item,
