@@ -125,7 +125,7 @@ class DatabaseCollector:
 
             trackers = GaugeMetricFamily(
                 f"{PREFIX}_tracker_links",
-                "Action items' issues owed to the tracker (pending), or refused by it (parked).",
+                "Issues owed to the tracker (pending; failing: 8 attempts or more), or refused (parked).",
                 labels=["state"],
             )
             for state, count in tracker_backlog(session).items():

@@ -41,7 +41,6 @@ from bot.trackers.links import issue_content
 log = logging.getLogger(__name__)
 
 BATCH = 20
-FAILING_ATTEMPTS = 8  # /healthz counts links failing this many times in a row
 # (tracker, issue id, done or None for deleted, at) -> anything: the flow that applies a remote change.
 RemoteChange = Callable[[str, str, bool | None, datetime], object]
 # (item ids, at) -> anything: the flow that shows in Slack the issues that were created or changed state.

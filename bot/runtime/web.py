@@ -237,7 +237,8 @@ def slack_events(bolt_app: App, signing_secret: str) -> Route:
 
 
 def health(engine: Engine, slack: SlackHealth) -> Route:
-    """What works and what does not: the database, Slack, the outbox and the inbound backlog. 200 with
+    """What works and what does not: the database, Slack, the outbox, the inbound backlog and the tracker
+    work. 200 with
     "ok" or "degraded" (something needs a look, or Slack is unreachable and messages wait); 503 "down"
     when the database cannot be read (nothing can be stored)."""
 
@@ -250,7 +251,8 @@ def health(engine: Engine, slack: SlackHealth) -> Route:
         except SQLAlchemyError as exc:
             database = {"status": "unreachable", "error": _first_line(exc)}
             return json_response(503, {"status": "down", "database": database, "slack": slack.state()})
-        degraded = counts["parked"] or inbound["failing"] or trackers["parked"] or not slack.up
+        troubles = (counts["parked"], inbound["failing"], trackers["failing"], trackers["parked"])
+        degraded = any(troubles) or not slack.up
         return json_response(
             200,
             {

@@ -20,6 +20,10 @@ from bot.core.models import ActionItem, Incident, Postmortem, TrackerLink, Track
 from bot.domain.incidents import display_id
 from bot.trackers.base import IssueContent
 
+# /healthz says "degraded" once a link has failed this many times in a row (about 4 minutes of back-off);
+# it is still retried, so the tracker's return heals it.
+FAILING_ATTEMPTS = 8
+
 
 def owe_sync(session: Session, items: Iterable[ActionItem], *, tracker: str | None, at: datetime) -> None:
     """The items' issues must be created or brought up to date. Nothing without a tracker; nothing for an
@@ -94,6 +98,16 @@ def issue_content(
 
 
 def tracker_backlog(session: Session) -> dict[str, int]:
-    """For /healthz and /metrics: links waiting for the tracker, and parked ones (degraded)."""
+    """For /healthz and /metrics: links waiting for the tracker, of which `failing` have failed
+    FAILING_ATTEMPTS times in a row (the tracker has been unreachable for a while), and parked ones."""
     counts = dict(session.exec(select(TrackerLink.sync, func.count()).group_by(col(TrackerLink.sync))).all())
-    return {state: int(counts.get(state, 0)) for state in (TrackerSync.PENDING, TrackerSync.PARKED)}
+    failing = session.exec(
+        select(func.count()).where(
+            TrackerLink.sync == TrackerSync.PENDING, col(TrackerLink.attempts) >= FAILING_ATTEMPTS
+        )
+    ).one()
+    return {
+        "pending": int(counts.get(TrackerSync.PENDING, 0)),
+        "failing": int(failing),
+        "parked": int(counts.get(TrackerSync.PARKED, 0)),
+    }

@@ -104,7 +104,8 @@ def test_tracker_down_for_30_minutes_then_every_issue_is_created_once(
     assert issue_count(stand_in) == 0
     assert all(link.sync == "pending" and link.attempts >= 8 for link in links(stack))
     health = json.loads(urllib.request.urlopen(stack.bot_url + "/healthz").read())
-    assert health["trackers"]["pending"] == 3
+    assert health["status"] == "degraded"
+    assert health["trackers"] == {"pending": 3, "failing": 3, "parked": 0}
 
     stand_in.faults.down = False
     for _ in range(6):  # the next attempt is at most max_backoff (5 minutes) away
@@ -112,6 +113,8 @@ def test_tracker_down_for_30_minutes_then_every_issue_is_created_once(
         now += MINUTE
     assert issue_count(stand_in) == 3
     assert all(link.sync == "synced" and link.issue_id for link in links(stack))
+    health = json.loads(urllib.request.urlopen(stack.bot_url + "/healthz").read())
+    assert health["status"] == "ok" and health["trackers"] == {"pending": 0, "failing": 0, "parked": 0}
     print(f"tracker down 30 min: calls while down={calls_while_down} issues={issue_count(stand_in)}")
 
 
