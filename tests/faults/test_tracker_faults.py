@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -228,3 +229,32 @@ def test_without_webhooks_tracker_poll_minutes_brings_changes_back(
     worker.run_once(now + 5 * MINUTE)
     assert status(first) == "done"
     assert [link.sync for link in links(stack) if link.action_item_id == second] == ["unlinked"]
+
+
+def test_two_replicas_syncing_at_once_make_one_issue_per_item(
+    tracked: tuple[LocalStack, TrackerWorker], stand_in: JiraStandIn | GitHubStandIn, database_url: str
+) -> None:
+    stack, _ = tracked
+    assert stack.server is not None and stack.server.process is not None
+    replicas = [driven_worker(stack.server.process.runtime) for _ in range(2)]
+    stand_in.faults.delay = 0.01  # each call takes a moment, so the replicas' passes overlap
+    kind = "jira" if isinstance(stand_in, JiraStandIn) else "github"
+    for round_ in range(3):  # items owed while both replicas are busy
+        seed_items(database_url, 4, kind, datetime.now(UTC))
+
+        def settled() -> bool:
+            return all(link.sync == "synced" for link in links(stack))
+
+        def work(worker: TrackerWorker) -> None:
+            deadline = time.monotonic() + 60
+            while not settled() and time.monotonic() < deadline:
+                worker.run_once()
+
+        threads = [threading.Thread(target=work, args=(worker,)) for worker in replicas]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert settled(), f"round {round_}: not every item got its issue"
+    assert issue_count(stand_in) == 12
+    assert len({link.issue_id for link in links(stack)}) == 12

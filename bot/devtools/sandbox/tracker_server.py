@@ -13,6 +13,7 @@ import json
 import queue
 import re
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -42,6 +43,7 @@ class TrackerFaults:
     down: bool = False  # every call answers 503
     rate_limited: int = 0  # the next N calls are refused as rate-limited
     retry_after: int = 30
+    delay: float = 0.0  # seconds every call takes (so that replicas overlap)
     # Called after a create is stored and before it is answered (the SIGKILL test kills the bot here).
     after_create: Callable[[], None] | None = None
 
@@ -102,6 +104,7 @@ class JsonServer:
     def _dispatch(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> Reply:
         path, _, query_string = target.partition("?")
         query = dict(urllib.parse.parse_qsl(query_string))
+        time.sleep(self.faults.delay)
         with self.lock:
             self.calls.append((method, path))
             if self.faults.down:
