@@ -223,26 +223,30 @@ def second_id(tracked: Tracked, item: ActionItem) -> str:
 
 
 def deliver(
-    tracked: Tracked, payload: dict, *, delivery_id: str, secret: str | None = None
+    tracked: Tracked,
+    payload: dict | bytes,
+    *,
+    delivery_id: str | None,
+    secret: str | None = None,
+    event_name: str = "issues",
 ) -> tuple[int, dict]:
-    body = json.dumps(payload).encode()
-    signature = (
-        "sha256="
-        + hmac.new((secret or tracked.stand_in.webhook_secret).encode(), body, hashlib.sha256).hexdigest()
-    )
+    """POST a delivery signed as the tracker signs it (with `secret`, else the configured one)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    key = (secret or tracked.stand_in.webhook_secret).encode()
+    signature = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
     if tracked.kind == "jira":
         headers = {"X-Hub-Signature": signature, "X-Atlassian-Webhook-Identifier": delivery_id}
     else:
         headers = {
             "X-Hub-Signature-256": signature,
             "X-GitHub-Delivery": delivery_id,
-            "X-GitHub-Event": "issues",
+            "X-GitHub-Event": event_name,
         }
     request = urllib.request.Request(
         f"{tracked.stack.bot_url}/webhooks/{tracked.kind}",
         data=body,
         method="POST",
-        headers={"Content-Type": "application/json", **headers},
+        headers={"Content-Type": "application/json", **{k: v for k, v in headers.items() if v is not None}},
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -304,3 +308,56 @@ def test_a_delivery_sent_twice_is_applied_once_and_a_bad_signature_changes_nothi
     assert status() == "open"
     archived = query(tracked.stack, select(InboundDelivery).where(InboundDelivery.source == tracked.kind))
     assert {row.delivery_id for row in archived} >= {closed, reopened}
+
+
+JIRA_BAD = [
+    {"webhookEvent": "jira:issue_updated", "issue": {"id": ["10001"]}},
+    {"webhookEvent": "jira:issue_updated", "issue": None},
+    {
+        "webhookEvent": "jira:issue_updated",
+        "issue": {"id": "10001", "fields": {"status": "Done"}},
+        "changelog": {"items": [{"field": "status"}]},
+    },
+]
+GITHUB_BAD = [
+    {"action": "closed", "issue": {"number": True}, "repository": {"full_name": "acme/ops"}},
+    {"action": "closed", "issue": None, "repository": {"full_name": "acme/ops"}},
+    {"action": "closed", "issue": {"number": 1}, "repository": None},
+]
+
+
+def test_malformed_or_foreign_deliveries_get_4xx_or_are_ignored_never_5xx(tracked: Tracked) -> None:
+    publish_three(tracked)
+    before = {text: item.status for text, item in items(tracked).items()}
+    for body in (b"not json", b"[1, 2]", b"\xff\xfe", b'{"deep": ' * 2000 + b"1" + b"}" * 2000):
+        assert deliver(tracked, body, delivery_id=str(uuid.uuid4()))[0] == 400, body[:20]
+    for payload in JIRA_BAD if tracked.kind == "jira" else GITHUB_BAD:
+        assert deliver(tracked, payload, delivery_id=str(uuid.uuid4()))[0] == 400, payload
+    if tracked.kind == "jira":
+        ignored = [{"webhookEvent": "comment_created", "comment": {}}]
+        unknown = {"webhookEvent": "jira:issue_deleted", "issue": {"id": "99999", "key": "OPS-99"}}
+    else:
+        ignored = [
+            {"action": "labeled", "issue": {"number": 1}, "repository": {"full_name": "acme/ops"}},
+            {"action": "closed", "issue": {"number": 1}, "repository": {"full_name": "someone/else"}},
+        ]
+        unknown = {"action": "deleted", "issue": {"number": 999}, "repository": {"full_name": "acme/ops"}}
+        assert deliver(tracked, {"zen": "hi"}, delivery_id="ping", event_name="ping") == (
+            200,
+            {"status": "ignored"},
+        )
+        missing_id = deliver(tracked, event(tracked, "1", True), delivery_id=None)
+        assert missing_id[0] == 400
+    for payload in ignored:
+        assert deliver(tracked, payload, delivery_id=str(uuid.uuid4())) == (200, {"status": "ignored"})
+    assert deliver(tracked, unknown, delivery_id=str(uuid.uuid4())) == (200, {"status": "unchanged"})
+    assert {text: item.status for text, item in items(tracked).items()} == before
+
+
+def test_without_the_webhook_secret_the_route_answers_503_so_the_tracker_retries(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with LocalStack(
+        f"sqlite:///{tmp_path / 'bot.db'}", tracker="github", github_webhook_secret=None
+    ) as stack:
+        assert stack.tracker is not None
+        status = post(f"{stack.bot_url}/webhooks/github", b"{}", {"X-Hub-Signature-256": "sha256=00"})
+        assert status == 503
