@@ -32,7 +32,7 @@ from bot.flows.context import Runtime
 from bot.slack.channels import current_privacy
 from bot.slack.modal_view import ModalContent, postmortem_modal
 from bot.slack.notices import enqueue_publication, refresh_summary
-from bot.trackers.links import owe_sync
+from bot.trackers.links import owe_close_of_removed, owe_sync
 
 
 def republish(
@@ -196,10 +196,13 @@ def publish_saved(
 
 
 def owe_items_sync(session: Session, postmortem: Postmortem, *, settings: Settings, at: datetime) -> None:
-    """Every item of a published post-mortem gets its issue in the tracker, created or brought up to date
-    (by the tracker worker, after this transaction commits)."""
+    """Every item of a published post-mortem gets its issue in the tracker, created or brought up to date,
+    and the issue of an item deleted from it is closed (by the tracker worker, after this commits)."""
+    if settings.action_item_tracker is None:
+        return
     items = session.exec(select(ActionItem).where(ActionItem.postmortem_id == postmortem.id))
     owe_sync(session, items, tracker=settings.action_item_tracker, at=at)
+    owe_close_of_removed(session, at=at)
 
 
 def channel_postmortem(session: Session, channel_id: str) -> tuple[Incident, Postmortem]:

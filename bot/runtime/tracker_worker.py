@@ -124,11 +124,16 @@ class TrackerWorker(PollingWorker):
             with read_scope(self._engine) as session:
                 link = session.get(TrackerLink, link_id)
                 item = session.get(ActionItem, link.action_item_id) if link else None
-                if link is None or item is None:  # the item was deleted from its post-mortem
-                    self._record(link_id, version, None, now)
-                    return None
+                issue_id = link.issue_id if link else None
+            if item is None:  # the item was deleted from its post-mortem: its issue is closed
+                closed = self._tracker.set_done(issue_id, True) if issue_id else None
+                self._record(link_id, version, closed, now)
+                return None
+            with read_scope(self._engine) as session:
+                link = session.get(TrackerLink, link_id)
+                assert link is not None  # links are never deleted
                 content = self._content(session, link, item)
-                issue_id, want_done = link.issue_id, item.status == ActionItemStatus.DONE
+                want_done = item.status == ActionItemStatus.DONE
                 seen = (link.issue_key, link.remote_done)
             remote = self._push(link_id, issue_id, content, want_done)
             self._record(link_id, version, remote, now)

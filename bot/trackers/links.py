@@ -67,6 +67,17 @@ def owe_sync(session: Session, items: Iterable[ActionItem], *, tracker: str | No
             )
 
 
+def owe_close_of_removed(session: Session, *, at: datetime) -> None:
+    """Items deleted from their post-mortem (a cleared row) leave their issue open: it is owed a close.
+    Links are few (one per item ever published), so looking for the orphaned ones is cheap."""
+    item_gone = ~select(ActionItem.id).where(col(ActionItem.id) == col(TrackerLink.action_item_id)).exists()
+    session.execute(
+        update(TrackerLink)
+        .where(TrackerLink.sync == TrackerSync.SYNCED, col(TrackerLink.remote_done).is_(False), item_gone)
+        .values(version=TrackerLink.version + 1, sync=TrackerSync.PENDING, next_attempt_at=at, updated_at=at)
+    )
+
+
 def link_for_issue(session: Session, *, tracker: str, issue_id: str) -> TrackerLink | None:
     statement = select(TrackerLink).where(TrackerLink.tracker == tracker, TrackerLink.issue_id == issue_id)
     return session.exec(statement).first()

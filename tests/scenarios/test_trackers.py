@@ -170,6 +170,16 @@ def test_publishing_creates_one_issue_per_item_with_its_fields_and_edits_update_
     )
     assert len(tracked.issues()) == 3  # updated, not created again
 
+    # A row cleared in the form deletes its item: its issue is closed, the others stay as they are.
+    view_id = open_modal(sandbox, channel)
+    cleared = {"action_text_0": {Action.INPUT: ""}, "action_owner_0": {Action.OWNER_SELECT: None}}
+    sandbox.fill_view(view_id, cleared)
+    assert sandbox.submit_view(BOB, view_id).status == 200
+    tracked.wait(
+        lambda: tracked.issue("Alert on pool saturation")["done"], "the removed item's issue is open"
+    )
+    assert [issue["done"] for issue in tracked.issues()] == [True, False, False]
+
 
 def test_done_in_the_tracker_is_done_in_slack_and_done_in_slack_closes_the_issue(tracked: Tracked) -> None:
     sandbox = tracked.stack.sandbox
