@@ -73,7 +73,9 @@ def owe_close_of_removed(session: Session, *, at: datetime) -> None:
     item_gone = ~select(ActionItem.id).where(col(ActionItem.id) == col(TrackerLink.action_item_id)).exists()
     session.execute(
         update(TrackerLink)
-        .where(TrackerLink.sync == TrackerSync.SYNCED, col(TrackerLink.remote_done).is_(False), item_gone)
+        .where(
+            col(TrackerLink.sync) == TrackerSync.SYNCED, col(TrackerLink.remote_done).is_(False), item_gone
+        )
         .values(version=TrackerLink.version + 1, sync=TrackerSync.PENDING, next_attempt_at=at, updated_at=at)
     )
 
