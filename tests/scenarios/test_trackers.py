@@ -160,6 +160,8 @@ def test_publishing_creates_one_issue_per_item_with_its_fields_and_edits_update_
     )
     answer = sandbox.slash_command(BOB, channel, text="actions").json["text"]
     assert f"|{key}> open" in answer
+    assert sandbox.open_app_home(BOB).status == 200
+    tracked.wait(lambda: f"|{key}> open" in json.dumps(sandbox.app_home(BOB)), "App Home shows no issue")
 
     view_id = open_modal(sandbox, channel)
     sandbox.fill_view(view_id, {"action_text_2": {Action.INPUT: "Document the pool size in the runbook"}})
