@@ -238,9 +238,8 @@ def slack_events(bolt_app: App, signing_secret: str) -> Route:
 
 def health(engine: Engine, slack: SlackHealth) -> Route:
     """What works and what does not: the database, Slack, the outbox, the inbound backlog and the tracker
-    work. 200 with
-    "ok" or "degraded" (something needs a look, or Slack is unreachable and messages wait); 503 "down"
-    when the database cannot be read (nothing can be stored)."""
+    work. 200 with "ok" or "degraded" (something needs a look, or Slack is unreachable and messages wait);
+    503 "down" when the database cannot be read (nothing can be stored)."""
 
     def route(_environ: dict[str, Any], _body: bytes) -> Response:
         try:
