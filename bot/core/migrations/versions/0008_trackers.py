@@ -1,7 +1,7 @@
 """action items in the team's tracker: one link per item, with its sync state
 
 Revision ID: 0008_trackers
-Revises: 0003_inbound_processing
+Revises: 0006_outbox_priority
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel.sql.sqltypes  # the package alone does not bind `sqlmodel.sql` f
 from alembic import op
 
 revision = "0008_trackers"
-down_revision = "0003_inbound_processing"
+down_revision = "0006_outbox_priority"
 branch_labels = None
 depends_on = None
 
