@@ -1,15 +1,15 @@
 """action items in the team's tracker: one link per item, with its sync state
 
-Revision ID: 0008_trackers
-Revises: 0006_outbox_priority
+Revision ID: 0006_trackers
+Revises: 0005_slack_life
 """
 
 import sqlalchemy as sa
 import sqlmodel.sql.sqltypes  # the package alone does not bind `sqlmodel.sql` for a type checker
 from alembic import op
 
-revision = "0008_trackers"
-down_revision = "0006_outbox_priority"
+revision = "0006_trackers"
+down_revision = "0005_slack_life"
 branch_labels = None
 depends_on = None
 
