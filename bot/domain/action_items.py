@@ -13,7 +13,8 @@ from datetime import date, datetime
 from sqlmodel import Session, col, select
 
 from bot.core.errors import UserError
-from bot.core.models import ActionItem, ActionItemStatus, Incident, Postmortem, TrackerLink, id_of
+from bot.core.models import ActionItem, ActionItemStatus, Incident, Postmortem, TrackerLink
+from bot.core.rows import id_of
 from bot.domain.access import may_edit
 from bot.domain.incidents import display_id
 

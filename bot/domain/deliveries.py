@@ -16,7 +16,8 @@ from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.core.db import insert_ignoring_duplicates
-from bot.core.models import InboundDelivery, table_of
+from bot.core.models import InboundDelivery
+from bot.core.rows import table_of
 
 
 def archive_delivery(

@@ -16,14 +16,8 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from bot.core.errors import UserError
-from bot.core.models import (
-    ActionItem,
-    Incident,
-    Postmortem,
-    PostmortemRevision,
-    PostmortemStatus,
-    id_of,
-)
+from bot.core.models import ActionItem, Incident, Postmortem, PostmortemRevision, PostmortemStatus
+from bot.core.rows import id_of
 from bot.domain.action_items import ActionItemInput, action_items_of, replace_action_items
 from bot.domain.incidents import refresh_durations
 

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from bot.core.models import Incident, Postmortem, id_of
+from bot.core.models import Incident, Postmortem
+from bot.core.rows import id_of
 from bot.domain.action_items import open_items_for
 from bot.domain.incidents import display_id
 from bot.loop.kpis import compute_kpis, kpi_rows

@@ -18,8 +18,9 @@ from sqlalchemy import Interval, SQLColumnExpression, and_, case, func, literal_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from bot.core.models import ActionItem, ActionItemStatus, Incident, table_of
+from bot.core.models import ActionItem, ActionItemStatus, Incident
 from bot.core.rendering import format_duration
+from bot.core.rows import table_of
 
 REPEAT_WINDOW = timedelta(days=30)
 NO_SERVICE = "(no service)"

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from bot.core.clock import utcnow
 from bot.core.config import Settings
 from bot.core.db import read_scope, session_scope
-from bot.core.models import id_of
+from bot.core.rows import id_of
 from bot.domain.deliveries import claim_due_delivery, due_deliveries, record_failure
 from bot.domain.pagerduty import SOURCE, Outcome
 from bot.flows.incident_events import process_delivery

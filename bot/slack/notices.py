@@ -12,8 +12,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot.core.config import Settings
-from bot.core.models import Incident, OutboxMessage, Postmortem, SlackMessage, TimelineEntry, id_of
+from bot.core.models import Incident, OutboxMessage, Postmortem, SlackMessage, TimelineEntry
 from bot.core.rendering import escape_mrkdwn, format_duration, format_instant, render
+from bot.core.rows import id_of
 from bot.domain.action_items import issue_refs
 from bot.domain.channels import channel_state, reachable
 from bot.domain.document import document_context
