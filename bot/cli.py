@@ -97,10 +97,15 @@ def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bot.core.clock import utcnow
+    from bot.domain.document import nobody_known
     from bot.loop.export import ExportError, commit_on_branch, export_postmortems, git_toplevel
+    from bot.slack.client import make_client
+    from bot.slack.people import PeopleDirectory
 
     settings = load_settings()
     out, now = Path(args.out), utcnow()
+    # People by name when the bot's token is at hand (users.info), else by their Slack id.
+    people = PeopleDirectory(make_client(settings)).lookup if settings.slack_bot_token else nobody_known
     try:
         if args.git:
             git_toplevel(out)  # refuse before writing anything
@@ -112,6 +117,7 @@ def _export(args: argparse.Namespace) -> int:
                 now=now,
                 tz=settings.tz,
                 response_target_minutes=settings.response_target_minutes,
+                people=people,
             ),
         )
         print(f"wrote {len(result.files) - 1} post-mortem(s) and {result.files[-1]}")

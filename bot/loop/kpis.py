@@ -19,7 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from bot.core.models import ActionItem, ActionItemStatus, Incident, table_of
-from bot.core.rendering import format_duration
+from bot.core.rendering import format_duration, markdown_inline
 
 REPEAT_WINDOW = timedelta(days=30)
 NO_SERVICE = "(no service)"
@@ -352,6 +352,7 @@ def kpi_table(report: KpiReport, *, markdown: bool = False) -> str:
         for index, (label, _) in enumerate(kpi_rows(report.overall))
     ]
     if markdown:
+        header = [markdown_inline(name) for name in header]  # service names come from PagerDuty
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
         return "\n".join(lines) + "\n"

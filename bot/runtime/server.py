@@ -36,6 +36,7 @@ from bot.runtime.webhook_route import PATH as PAGERDUTY_PATH
 from bot.runtime.webhook_route import pagerduty_webhook
 from bot.slack.channels import ChannelDirectory
 from bot.slack.client import make_client
+from bot.slack.people import PeopleDirectory
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,14 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
         clock=clock,
         pacer=Pacer() if settings.outbox_pacing else None,
     )
-    runtime = Runtime(settings=settings, engine=engine, client=client, channels=channels, outbox=outbox)
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        client=client,
+        channels=channels,
+        outbox=outbox,
+        people=PeopleDirectory(client),
+    )
     ingest = IngestWriter(engine=engine, on_stored=lambda: processor.wake())
     processor = DeliveryProcessor(
         engine=engine, settings=settings, on_processed=outbox.wake, yield_to=ingest.wait_until_idle
