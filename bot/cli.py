@@ -54,9 +54,15 @@ def _local_day(text: str, tz: ZoneInfo) -> datetime:
 
 
 def _with_session(settings: Settings, work: Callable[[Session], T]) -> T:
-    """Run `work` in one unit of work on the configured database, then let the engine go."""
-    from bot.core.db import make_engine, session_scope
+    """Run `work` in one unit of work on the configured database, then let the engine go. A database
+    that is missing or not migrated is refused with what to do (nothing is created)."""
+    from bot.core.db import make_engine, schema_problem, session_scope
 
+    problem = schema_problem(settings.database_url)
+    if problem is not None:
+        raise ConfigError(
+            f"{problem} (DATABASE_URL); run `postmortem-bot db upgrade` to create or migrate it"
+        )
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:

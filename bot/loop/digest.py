@@ -141,9 +141,10 @@ def digest_message(
 
 def send_digest(
     *, session: Session, settings: Settings, now: datetime, scheduled_for: datetime
-) -> ChartSeries:
-    """The digest for the week that ended at the local midnight of `scheduled_for`'s day; run more than
-    LATE_AFTER after `scheduled_for` (the bot was down), it says it is late."""
+) -> ChartSeries | None:
+    """The digest for the week that ended at the local midnight of `scheduled_for`'s day: its chart's
+    series, or None when that week's digest was owed to Slack already (a second run posts nothing). Run
+    more than LATE_AFTER after `scheduled_for` (the bot was down), it says it is late."""
     week_end = local_midnight(scheduled_for, settings.tz)
     week_start = week_before(week_end, settings.tz)
     text, message, series = digest_message(
@@ -154,7 +155,7 @@ def send_digest(
         due_at=scheduled_for if now - scheduled_for > LATE_AFTER else None,
     )
     week = week_start.astimezone(settings.tz).date().isoformat()
-    enqueue(
+    posted = enqueue(
         session,
         key=f"digest:{week}",
         channel=settings.digest_target,
@@ -174,4 +175,4 @@ def send_digest(
         title=f"Incidents and time to resolve, {CHART_WEEKS} weeks to {week}",
         priority=Priority.ROUTINE,
     )
-    return series
+    return series if posted else None

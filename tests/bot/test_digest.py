@@ -78,7 +78,9 @@ def data(session: Session) -> None:
 def test_digest_posts_the_week_against_the_week_before_with_a_chart(session: Session) -> None:
     data(session)
     series = send_digest(session=session, settings=SETTINGS, now=MONDAY, scheduled_for=MONDAY)
-    send_digest(session=session, settings=SETTINGS, now=MONDAY + timedelta(minutes=5), scheduled_for=MONDAY)
+    again = MONDAY + timedelta(minutes=5)
+    assert series is not None
+    assert send_digest(session=session, settings=SETTINGS, now=again, scheduled_for=MONDAY) is None
     rows = list(session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
     assert [(r.key, r.kind, r.channel) for r in rows] == [
         ("digest:2026-11-16", "post", "incident-digest"),
