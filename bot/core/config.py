@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     slack_api_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # The outbox's longest wait between two attempts at one message (back-off doubles up to this).
     outbox_max_backoff_seconds: float = Field(default=300.0, ge=0.1, le=3600)
+    # How often /metrics' figures are recomputed (a scrape serves the last ones, bot/loop/metrics.py).
+    metrics_refresh_seconds: float = Field(default=30.0, ge=0.1, le=3600)
     # How long a replica's claim on an outbox row lasts: a replica that dies mid-send is taken over after it.
     outbox_claim_seconds: float = Field(default=60.0, ge=1, le=3600)
     # Space the outbox's Slack calls by Slack's published rate limits (bot/slack/rate_limits.py); false for a

@@ -24,6 +24,7 @@ from bot.core.config import Settings
 from bot.core.db import make_engine, normalize_url, upgrade
 from bot.flows.context import Runtime
 from bot.flows.incidents import channel_opened
+from bot.loop.metrics import MetricsSnapshot
 from bot.runtime.ingest import IngestWriter
 from bot.runtime.outbox_pacing import Pacer
 from bot.runtime.outbox_worker import OutboxWorker
@@ -34,6 +35,7 @@ from bot.runtime.slack_health import SlackStartup, join_channel
 from bot.runtime.web import Router, health, make_server, metrics, ready, slack_events
 from bot.runtime.webhook_route import PATH as PAGERDUTY_PATH
 from bot.runtime.webhook_route import pagerduty_webhook
+from bot.runtime.workers import MetricsRefresher
 from bot.slack.channels import ChannelDirectory
 from bot.slack.client import make_client
 from bot.slack.people import PeopleDirectory
@@ -54,6 +56,9 @@ class Process:
     # Inbound webhooks: stored by group commit (ingest.py), then processed by a worker (processor.py).
     ingest: IngestWriter
     processor: DeliveryProcessor
+    # /metrics serves `metrics`, which `metrics_refresher` recomputes periodically.
+    metrics: MetricsSnapshot
+    metrics_refresher: MetricsRefresher
 
 
 def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Process:
@@ -87,7 +92,15 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
     processor = DeliveryProcessor(
         engine=engine, settings=settings, on_processed=outbox.wake, yield_to=ingest.wait_until_idle
     )
-    return Process(runtime=runtime, outbox=outbox, ingest=ingest, processor=processor)
+    snapshot = MetricsSnapshot(engine=engine, settings=settings)
+    return Process(
+        runtime=runtime,
+        outbox=outbox,
+        ingest=ingest,
+        processor=processor,
+        metrics=snapshot,
+        metrics_refresher=MetricsRefresher(snapshot, interval=settings.metrics_refresh_seconds),
+    )
 
 
 def create_app(runtime: Runtime) -> App:
@@ -123,7 +136,7 @@ def create_wsgi_app(process: Process, bolt_app: App | None) -> Router:
         router.add("POST", "/slack/events", slack_events(bolt_app, settings.slack_signing_secret or ""))
     router.add("GET", "/healthz", health(engine, process.outbox.health))
     router.add("GET", "/readyz", ready(engine, process.ingest))
-    router.add("GET", "/metrics", metrics(engine, settings.tz))
+    router.add("GET", "/metrics", metrics(process.metrics))
     router.add("POST", PAGERDUTY_PATH, pagerduty_webhook(settings, process.ingest))
     return router
 
@@ -208,6 +221,7 @@ class BotServer:
             self.startup.start()
         process.outbox.start()
         process.processor.start()  # processes what an earlier run stored and left unprocessed, too
+        process.metrics_refresher.start()
         if self.settings.scheduler_enabled:
             self.scheduler = Scheduler(engine=runtime.engine, settings=self.settings).start()
         # What start-up built (SQLAlchemy, Bolt, templates, the imported modules) lives as long as the
@@ -243,6 +257,7 @@ class BotServer:
         if self.process is not None:
             self.process.processor.stop()
             self.process.outbox.stop()
+            self.process.metrics_refresher.stop()
         if self._socket_mode is not None:
             self._socket_mode.close()  # type: ignore[no-untyped-call]  # unannotated, as connect
         if self._server is not None:
