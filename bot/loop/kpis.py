@@ -373,12 +373,17 @@ def local_midnight(instant: datetime, tz: ZoneInfo) -> datetime:
     return datetime.combine(instant.astimezone(tz).date(), time(), tzinfo=tz).astimezone(UTC)
 
 
-def week_before(end: datetime, tz: ZoneInfo) -> datetime:
-    """Seven local days before `end` (a local midnight), daylight saving included."""
+def local_days_before(end: datetime, tz: ZoneInfo, days: int) -> datetime:
+    """`days` local days before `end` (a local midnight), daylight saving included (a day of 23 or 25 h)."""
     from datetime import UTC, time
 
-    day = end.astimezone(tz).date() - timedelta(days=7)
+    day = end.astimezone(tz).date() - timedelta(days=days)
     return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+
+
+def week_before(end: datetime, tz: ZoneInfo) -> datetime:
+    """Seven local days before `end` (a local midnight), daylight saving included."""
+    return local_days_before(end, tz, 7)
 
 
 def last_closed_week(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:

@@ -1,6 +1,8 @@
 """Wins in WINS_CHANNEL and threshold alerts, announced exactly once per occurrence.
 
-Wins, judged on the last closed local week (Monday to Sunday):
+Wins, judged on the last closed local week (Monday to Sunday) once none of its incidents (nor, for the
+time to resolve, those of the week before) is still open: a week's figures are final only then, so a win
+is never announced on figures an open incident will change. A later sweep decides it.
 - every incident got its first response within RESPONSE_TARGET_MINUTES;
 - every incident has a published post-mortem;
 - the mean time to resolve improved by 20 % or more on the week before;
@@ -76,6 +78,16 @@ def announce_wins(*, session: Session, settings: Settings, now: datetime) -> lis
         .order_by(col(Incident.triggered_at), col(Incident.id))
     ).all()
     label = start.astimezone(tz).date().isoformat()
+    if (
+        any(i.resolved_at is None for i in incidents)
+        or session.exec(
+            select(Incident.id)
+            .where(col(Incident.triggered_at) >= previous_start, col(Incident.triggered_at) < start)
+            .where(col(Incident.resolved_at).is_(None))
+            .limit(1)
+        ).first()
+    ):
+        return _announce_streaks(session=session, settings=settings, now=now)
     responders = _people([i.first_responder for i in incidents])
     wins: list[tuple[str, dict[str, object]]] = []
     if week.incidents and week.within_target == week.incidents:

@@ -223,7 +223,7 @@ class BotServer:
         process.processor.start()  # processes what an earlier run stored and left unprocessed, too
         process.metrics_refresher.start()
         if self.settings.scheduler_enabled:
-            self.scheduler = Scheduler(engine=runtime.engine, settings=self.settings).start()
+            self.start_scheduler()
         # What start-up built (SQLAlchemy, Bolt, templates, the imported modules) lives as long as the
         # process: frozen, the collector stops rescanning it at every full collection. Under load that
         # rescan cost about a third of the CPU of a webhook request (B3, measured without storing: 408 ->
@@ -231,6 +231,12 @@ class BotServer:
         gc.freeze()
         log.info("postmortem-bot listening on %s (%s)", self.url, "Socket Mode" if socket_mode else "HTTP")
         return self
+
+    def start_scheduler(self) -> None:
+        """Run the scheduled jobs in this process: start() does unless SCHEDULER_ENABLED=false; the demo
+        does once its script has played, so that no sweep posts in the middle of the story."""
+        assert self.process is not None, "start() first"
+        self.scheduler = Scheduler(engine=self.process.runtime.engine, settings=self.settings).start()
 
     def _serve_http(self, server: BaseWSGIServer) -> None:
         try:

@@ -11,7 +11,7 @@ from bot.core.config import load_settings
 from bot.core.models import Attachment, OutboxMessage
 from bot.devtools.sandbox.block_checks import validate_message_blocks
 from bot.loop.charts import chart_series, render_chart
-from bot.loop.digest import send_digest
+from bot.loop.digest import digest_message, send_digest
 from tests.factories import add_action_item, add_incident
 from tests.golden import assert_golden
 
@@ -119,3 +119,31 @@ def test_chart_of_an_empty_period_is_still_a_png(session: Session) -> None:
     series = chart_series(session=session, since=WEEK, until=WEEK + timedelta(days=7), tz=SETTINGS.tz)
     assert series.incidents == [0] * 7 and series.mean_minutes_to_resolve == [None] * 7
     assert render_chart(series)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_open_incidents_of_the_week_are_shown_as_open_not_left_out(session: Session) -> None:
+    data(session)
+    add_incident(session, at=WEEK + timedelta(days=6, hours=20), title="Queue <backlog>", ack=60)
+    session.commit()
+    _, blocks, _ = digest_message(
+        session=session, settings=SETTINGS, week_start=WEEK, week_end=WEEK + timedelta(days=7)
+    )
+    shown = "\n".join(b["text"]["text"] for b in blocks if b.get("type") == "section" and "text" in b)
+    assert "*Still open (1)*: not in the times to resolve above until resolved." in shown
+    assert "Queue &lt;backlog&gt; · triggered Sun 22 Nov 20:00" in shown
+    # The times to resolve are those of the three resolved incidents; the open one is counted as an incident.
+    assert "• Incidents: *4* (was 2) ↑" in shown and "Mean time to resolve: *20 min*" in shown
+
+
+def test_the_chart_covers_eight_weeks_of_local_days_across_daylight_saving(session: Session) -> None:
+    berlin = load_settings(timezone="Europe/Berlin")
+    # Monday Nov 2, 2026, 00:00 in Berlin (summer time ended Oct 25): eight weeks back is Sep 7, 00:00 CEST.
+    week_end = datetime(2026, 11, 1, 23, 0, tzinfo=UTC)
+    add_incident(session, at=datetime(2026, 9, 6, 22, 30, tzinfo=UTC), resolve=60)  # Sep 7, 00:30 local
+    add_incident(session, at=datetime(2026, 9, 6, 21, 30, tzinfo=UTC), resolve=60)  # Sep 6: outside
+    session.commit()
+    _, _, series = digest_message(
+        session=session, settings=berlin, week_start=week_end - timedelta(days=7), week_end=week_end
+    )
+    assert series.days[0] == date(2026, 9, 7) and series.days[-1] == date(2026, 11, 1)
+    assert len(series.days) == 56 and series.incidents[0] == 1 and sum(series.incidents) == 1
