@@ -122,7 +122,8 @@ class Figures:
 
 
 def degraded(outbox: dict[str, int], inbound: dict[str, int]) -> bool:
-    """The /healthz rule: a parked outbox row, or a delivery that failed eight times or more."""
+    """What the database tells of /healthz's rule: a parked outbox row, or a delivery that failed eight times
+    or more (/healthz adds Slack's reachability, which each replica knows for itself)."""
     return bool(outbox.get(OutboxStatus.PARKED.value) or inbound.get("failing"))
 
 
@@ -280,7 +281,7 @@ def families(figures: Figures, settings: Settings) -> Iterator[Metric]:
     yield inbound
     yield _gauge(
         "degraded",
-        "1 when /healthz says degraded (parked outbox rows, failing deliveries).",
+        "1 with parked outbox rows or failing deliveries (/healthz also says degraded while Slack is down).",
         int(figures.degraded),
     )
     yield _gauge(
