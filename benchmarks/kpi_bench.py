@@ -1,4 +1,5 @@
-"""B5: KPIs (and the weekly digest, once it exists) over 10k / 100k / 1M synthetic incidents.
+"""B5: KPIs (and the weekly digest, once it exists) over 10k / 100k / 1M synthetic incidents; B8: a
+/metrics scrape over the same databases, and the periodic refresh that computes what it serves.
 
 Rows go in in bulk (executemany on SQLite, COPY on PostgreSQL), growing one database step by step; each
 step times `compute_kpis` over the whole year (best of 3 below 1M, so a stray pause of the machine does not
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import statistics
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -141,6 +143,26 @@ def time_digest(engine: Engine, repeats: int = 3) -> float:
     return best
 
 
+def time_scrape(engine: Engine, scrapes: int = 30) -> tuple[float, float]:
+    """B8: (median seconds of one /metrics scrape, in process without HTTP, and seconds of one refresh,
+    which computes the figures and renders the exposition), at the end of the synthetic year so that its
+    windows hold incidents."""
+    from bot.core.config import load_settings
+    from bot.loop.metrics import MetricsSnapshot
+
+    settings = load_settings()
+    snapshot = MetricsSnapshot(engine=engine, settings=settings, now=lambda: START + timedelta(days=365))
+    started = time.perf_counter()
+    snapshot.refresh()
+    refresh = time.perf_counter() - started
+    times = []
+    for _ in range(scrapes):
+        started = time.perf_counter()
+        snapshot.exposition()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), refresh
+
+
 def run(database_url: str, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
     upgrade(database_url)
     engine = make_engine(database_url)
@@ -157,6 +179,8 @@ def run(database_url: str, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
                 "kpis_seconds": round(seconds, 4),
                 "insert_seconds": round(inserted, 2),
             }
+            scrape, refresh = time_scrape(engine)
+            step["scrape_seconds"], step["metrics_refresh_seconds"] = round(scrape, 9), round(refresh, 4)
             if digest_available():
                 step["digest_seconds"] = round(time_digest(engine, repeats=3 if size < 1_000_000 else 1), 4)
             steps.append(step)

@@ -729,6 +729,30 @@ def kpi_phase(profile: Profile, work: Path, db_kind: str) -> list[Figure]:
             )
     if "digest_seconds" not in last:
         figures.append(Figure("B5", "  digest", None, "", db_kind, target="pending: no digest here"))
+    for step in steps:
+        figures.append(
+            Figure(
+                "B8",
+                f"/metrics scrape over {step['incidents']:,} incidents (median of 30, in process)",
+                round(step["scrape_seconds"] * 1e6, 1),
+                "µs",
+                db_kind,
+                target="< 50 ms",
+                met=step["scrape_seconds"] < 0.05,
+                detail=step,
+            )
+        )
+        figures.append(
+            Figure(
+                "B8",
+                f"  its periodic refresh (METRICS_REFRESH_SECONDS) over {step['incidents']:,}",
+                step["metrics_refresh_seconds"],
+                "s",
+                db_kind,
+                target="(context)",
+                detail=step,
+            )
+        )
     return figures
 
 

@@ -54,9 +54,15 @@ def _local_day(text: str, tz: ZoneInfo) -> datetime:
 
 
 def _with_session(settings: Settings, work: Callable[[Session], T]) -> T:
-    """Run `work` in one unit of work on the configured database, then let the engine go."""
-    from bot.core.db import make_engine, session_scope
+    """Run `work` in one unit of work on the configured database, then let the engine go. A database
+    that is missing or not migrated is refused with what to do (nothing is created)."""
+    from bot.core.db import make_engine, schema_problem, session_scope
 
+    problem = schema_problem(settings.database_url)
+    if problem is not None:
+        raise ConfigError(
+            f"{problem} (DATABASE_URL); run `postmortem-bot db upgrade` to create or migrate it"
+        )
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
@@ -97,10 +103,15 @@ def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bot.core.clock import utcnow
+    from bot.domain.document import nobody_known
     from bot.loop.export import ExportError, commit_on_branch, export_postmortems, git_toplevel
+    from bot.slack.client import make_client
+    from bot.slack.people import PeopleDirectory
 
     settings = load_settings()
     out, now = Path(args.out), utcnow()
+    # People by name when the bot's token is at hand (users.info), else by their Slack id.
+    people = PeopleDirectory(make_client(settings)).lookup if settings.slack_bot_token else nobody_known
     try:
         if args.git:
             git_toplevel(out)  # refuse before writing anything
@@ -112,6 +123,7 @@ def _export(args: argparse.Namespace) -> int:
                 now=now,
                 tz=settings.tz,
                 response_target_minutes=settings.response_target_minutes,
+                people=people,
             ),
         )
         print(f"wrote {len(result.files) - 1} post-mortem(s) and {result.files[-1]}")

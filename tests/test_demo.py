@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.cli import main
 
 
-def test_demo_once_plays_incident_to_digest(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_demo_once_plays_incident_to_digest(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SCHEDULER_ENABLED", "true")  # as a new user runs it: no sweep may cut in
     assert main(["demo", "--once"]) == 0
     out = capsys.readouterr().out
     incident_channel = out.split("===== #inc-42-checkout-returns-500s", 1)[1].split("===== #postmortems")[0]
@@ -16,6 +19,9 @@ def test_demo_once_plays_incident_to_digest(capsys) -> None:  # type: ignore[no-
     assert "On it. Error rate is 12%" in postmortems  # the pinned message, in the timeline
     assert ":white_check_mark: Alert when the pool is 80% busy (@alice)" in postmortems
     assert "Weekly incident digest" in postmortems and ".png" in postmortems
+    # In story order: the summary, then the digest and the alerts the final sweep posts.
+    alerts = [m.start() for m in re.finditer("Time to resolve above", postmortems)]
+    assert postmortems.index("== Post-mortem #42") < min(alerts, default=len(postmortems))
     assert "===== #wins" in out
 
 

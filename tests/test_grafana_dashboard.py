@@ -6,15 +6,14 @@ import json
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session
 
+from bot.core.config import load_settings
 from bot.core.db import make_engine, upgrade
-from bot.loop.metrics import metrics_registry
+from bot.loop.metrics import WINDOWS, MetricsSnapshot
 from tests.factories import add_action_item, add_incident
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana-dashboard.json"
@@ -31,7 +30,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[frozense
         incident = add_incident(session, at=AT, ack=60, response=600, resolve=1200, document=3600)
         add_action_item(session, incident, due=date(2026, 11, 21))
         session.commit()
-    text = generate_latest(metrics_registry(engine=engine, tz=ZoneInfo("UTC"), now=lambda: AT)).decode()
+    settings = load_settings(timezone="UTC")
+    snapshot = MetricsSnapshot(engine=engine, settings=settings, now=lambda: AT)
+    text = snapshot.exposition().decode()
     engine.dispose()
     names: dict[str, set[frozenset]] = {}
     for family in text_string_to_metric_families(text):
@@ -64,17 +65,24 @@ def test_every_query_names_only_metrics_the_endpoint_exports(exported: dict[str,
             missing = names - exported.keys()
             assert not missing, f"panel {panel['title']!r} uses {missing}, which /metrics does not export"
             used |= names
-            # A label matcher must match an exported label value (e.g. the 900 s bucket's le="900.0").
-            for label, wanted in re.findall(r'(\w+)="([^"]*)"', target["expr"]):
-                assert any((label, wanted) in labels for name in names for labels in exported[name]), (
-                    f"panel {panel['title']!r}: no exported sample has {label}={wanted!r}"
-                )
+            # A label matcher must match an exported label value, for every value of $window.
+            for window in WINDOWS:
+                expr = target["expr"].replace("$window", window)
+                for label, wanted in re.findall(r'(\w+)="([^"]*)"', expr):
+                    assert any((label, wanted) in labels for name in names for labels in exported[name]), (
+                        f"panel {panel['title']!r}: no exported sample has {label}={wanted!r}"
+                    )
+    # The dashboard's $window offers exactly the windows the bot computes.
+    [variable] = [v for v in json.loads(DASHBOARD.read_text())["templating"]["list"] if v["name"] == "window"]
+    assert [o["value"] for o in variable["options"]] == list(WINDOWS)
     # What the issue asks the dashboard to chart.
     for needed in (
-        "postmortem_bot_time_to_acknowledge_seconds_sum",
-        "postmortem_bot_time_to_resolve_seconds_count",
-        "postmortem_bot_time_to_first_response_seconds_bucket",
-        "postmortem_bot_documentation_latency_seconds_sum",
+        "postmortem_bot_kpi_mean_time_to_acknowledge_seconds",
+        "postmortem_bot_kpi_mean_time_to_resolve_seconds",
+        "postmortem_bot_kpi_within_response_target_ratio",
+        "postmortem_bot_response_target_seconds",
+        "postmortem_bot_kpi_mean_documentation_latency_seconds",
+        "postmortem_bot_kpi_incidents",
         "postmortem_bot_incidents_total",
         "postmortem_bot_action_items_open",
         "postmortem_bot_action_items_overdue",

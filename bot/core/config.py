@@ -21,6 +21,28 @@ _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SCHEDULE = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})$")
 
 
+def parse_days(days_text: str, text: str | None = None) -> tuple[int, ...]:
+    """`mon-fri`, `mon,thu`, `sat,sun` or `daily` -> weekdays (0 = Monday); `text` is what errors quote."""
+    quoted = repr(text if text is not None else days_text)
+    days: set[int] = set()
+    for part in days_text.strip().lower().split(","):
+        if part == "daily":
+            days.update(range(7))
+        elif "-" in part:
+            first, _, last = part.partition("-")
+            if first not in _DAYS or last not in _DAYS:
+                raise ValueError(f"{quoted}: unknown day in {part!r} (use mon..sun)")
+            start, end = _DAYS.index(first), _DAYS.index(last)
+            if start > end:
+                raise ValueError(f"{quoted}: the range {part!r} runs backwards")
+            days.update(range(start, end + 1))
+        elif part in _DAYS:
+            days.add(_DAYS.index(part))
+        else:
+            raise ValueError(f"{quoted}: unknown day {part!r} (use mon..sun, a range mon-fri, or daily)")
+    return tuple(sorted(days))
+
+
 @dataclass(frozen=True)
 class WeeklySchedule:
     """A cron-like schedule: days of the week and a local time, e.g. "fri 15:00", "mon-fri 09:30",
@@ -38,23 +60,7 @@ class WeeklySchedule:
         hour, minute = int(match["hour"]), int(match["minute"])
         if hour > 23 or minute > 59:
             raise ValueError(f"{text!r}: the time must be between 00:00 and 23:59")
-        days: set[int] = set()
-        for part in match["days"].split(","):
-            if part == "daily":
-                days.update(range(7))
-            elif "-" in part:
-                first, _, last = part.partition("-")
-                if first not in _DAYS or last not in _DAYS:
-                    raise ValueError(f"{text!r}: unknown day in {part!r} (use mon..sun)")
-                start, end = _DAYS.index(first), _DAYS.index(last)
-                if start > end:
-                    raise ValueError(f"{text!r}: the range {part!r} runs backwards")
-                days.update(range(start, end + 1))
-            elif part in _DAYS:
-                days.add(_DAYS.index(part))
-            else:
-                raise ValueError(f"{text!r}: unknown day {part!r} (use mon..sun, a range mon-fri, or daily)")
-        return cls(days=tuple(sorted(days)), hour=hour, minute=minute)
+        return cls(days=parse_days(match["days"], text), hour=hour, minute=minute)
 
     @property
     def cron_days(self) -> str:
@@ -116,6 +122,8 @@ class Settings(BaseSettings):
     # Scheduled jobs (bot/runtime/scheduler.py): "DAYS HH:MM" in TIMEZONE, see WeeklySchedule.
     retro_schedule: str = "fri 15:00"
     digest_schedule: str = "mon 09:00"
+    # Days (in TIMEZONE) on which nudges go to people: "mon-fri", "sun-thu" is written "sun,mon-thu".
+    working_days: str = "mon-fri"
     # Empty: the post-mortems channel.
     digest_channel: str = ""
     alert_mttr_minutes: int = Field(default=20, ge=1)
@@ -125,6 +133,8 @@ class Settings(BaseSettings):
     slack_api_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # The outbox's longest wait between two attempts at one message (back-off doubles up to this).
     outbox_max_backoff_seconds: float = Field(default=300.0, ge=0.1, le=3600)
+    # How often /metrics' figures are recomputed (a scrape serves the last ones, bot/loop/metrics.py).
+    metrics_refresh_seconds: float = Field(default=30.0, ge=0.1, le=3600)
     # How long a replica's claim on an outbox row lasts: a replica that dies mid-send is taken over after it.
     outbox_claim_seconds: float = Field(default=60.0, ge=1, le=3600)
     # Space the outbox's Slack calls by Slack's published rate limits (bot/slack/rate_limits.py); false for a
@@ -155,6 +165,12 @@ class Settings(BaseSettings):
     @classmethod
     def _schedule(cls, value: str) -> str:
         WeeklySchedule.parse(value)
+        return value
+
+    @field_validator("working_days")
+    @classmethod
+    def _working_days(cls, value: str) -> str:
+        parse_days(value)
         return value
 
     @field_validator("service_channels", mode="before")
@@ -255,6 +271,10 @@ class Settings(BaseSettings):
     @property
     def digest(self) -> WeeklySchedule:
         return WeeklySchedule.parse(self.digest_schedule)
+
+    @property
+    def working_weekdays(self) -> tuple[int, ...]:
+        return parse_days(self.working_days)
 
     @property
     def digest_target(self) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, Integer, create_engine, event, literal_column, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -243,6 +245,26 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
     return config
+
+
+def schema_problem(url: str) -> str | None:
+    """Why the database at `url` cannot be read by the bot as it is (None: it is at the newest revision).
+    Looks without creating anything: a missing SQLite file stays missing."""
+    normalized = normalize_url(url)
+    database = make_url(normalized).database
+    on_disk = normalized.startswith("sqlite") and database not in (None, "", ":memory:")
+    if on_disk and not Path(str(database)).exists():
+        return f"there is no database at {database}"
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = create_engine(normalized)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+    if current == head:
+        return None
+    return f"the database is at schema revision {current or '(none: never migrated)'}, this bot needs {head}"
 
 
 def upgrade(url: str, revision: str = "head") -> None:

@@ -151,6 +151,8 @@ def stack_jobs(stack: LocalStack) -> dict[str, ClockJob]:
         # The digest covers the seven local days before its scheduled day; scheduled for tomorrow, that
         # is the last seven days including today, so what just happened on the page is in it.
         series = run(digest.send_digest, now=now, scheduled_for=now + timedelta(days=1))
+        if series is None:
+            return f"Today's digest was posted to #{settings.digest_target} already: nothing new posted"
         return (
             f"Digest of the last 7 days posted to #{settings.digest_target}, with a chart of "
             f"{sum(series.incidents)} incident(s) over {len(series.days)} days"
@@ -158,11 +160,16 @@ def stack_jobs(stack: LocalStack) -> dict[str, ClockJob]:
 
     def run_reminders() -> str:
         now = utcnow()
-        run(reminders.send_retro_reminder, now=now, scheduled_for=now)
+        posted = run(reminders.send_retro_reminder, now=now, scheduled_for=now)
         nudges = run(reminders.send_nudges, now=now)
+        retro = (
+            f"Retro reminder posted to #{settings.postmortems_channel}"
+            if posted
+            else "This retro reminder was posted already: nothing new posted"
+        )
         return (
-            f"Retro reminder posted to #{settings.postmortems_channel}; {nudges} nudge(s) due now "
-            "(nudges go out in working hours, from 24 h after a resolve)"
+            f"{retro}; {nudges} nudge(s) due now "
+            "(nudges go out in working hours of WORKING_DAYS, from 24 h after a resolve)"
         )
 
     def run_wins() -> str:

@@ -1,21 +1,60 @@
 """The Markdown post-mortem document, and what it and the Slack summary show (computed once).
 
 Rendered when a post-mortem is published and whenever what it shows changes (bot/flows/ decides when).
+User text in it never makes structure (bot/core/rendering.py `markdown_text`), and people appear by name,
+their Slack id kept in the link to them (`slack://user?team=T…&id=U…`, Slack's deep link).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from bot.core.models import ActionItem, Incident, Postmortem, TimelineEntry
-from bot.core.rendering import format_duration, format_instant, render
+from bot.core.rendering import (
+    format_duration,
+    format_instant,
+    markdown_inline,
+    markdown_text,
+    render,
+    slack_markdown,
+)
 from bot.domain.action_items import action_items_of
 from bot.domain.incidents import display_id
+
+_MENTION_PREFIX, _MENTION_SUFFIX = "<@", ">"
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who a Slack user id is, as `users.info` tells (bot/slack/people.py looks them up)."""
+
+    id: str
+    name: str
+    team_id: str | None = None
+
+
+# A user id -> the person, or None when unknown (no Slack at hand, or Slack does not know them).
+PeopleLookup = Callable[[str], Person | None]
+
+
+def nobody_known(_user_id: str) -> Person | None:
+    return None
+
+
+def person_markdown(user_id: str, lookup: PeopleLookup) -> str:
+    """`[@Alice Smith](slack://user?team=T1&id=U1)`; `@U1` (the id alone, readable) when not known."""
+    person = lookup(user_id)
+    if person is None:
+        return markdown_inline(f"@{user_id}")
+    query = urlencode({"team": person.team_id, "id": person.id} if person.team_id else {"id": person.id})
+    return f"[{markdown_inline('@' + person.name)}](slack://user?{query})"
 
 
 def timeline_of(*, session: Session, incident: Incident) -> list[TimelineEntry]:
@@ -54,7 +93,42 @@ def document_context(
     }
 
 
-def render_document(*, session: Session, incident: Incident, postmortem: Postmortem, tz: ZoneInfo) -> str:
+def render_document(
+    *,
+    session: Session,
+    incident: Incident,
+    postmortem: Postmortem,
+    tz: ZoneInfo,
+    people: PeopleLookup = nobody_known,
+) -> str:
     """The Markdown post-mortem (summary, impact, root cause, timings, timeline, action-item checklist)."""
     context = document_context(session=session, incident=incident, postmortem=postmortem, tz=tz)
-    return render("postmortem.md.j2", **context)
+
+    def person(user_id: str) -> str:
+        return person_markdown(user_id, people)
+
+    def author(entry: TimelineEntry) -> str:
+        """A Slack author is stored as their mention, a PagerDuty one by name."""
+        value = entry.author or ""
+        if value.startswith(_MENTION_PREFIX) and value.endswith(_MENTION_SUFFIX):
+            return person(value[len(_MENTION_PREFIX) : -len(_MENTION_SUFFIX)])
+        return markdown_inline(value)
+
+    def entry_text(entry: TimelineEntry) -> str:
+        # A pinned message is Slack's text (mrkdwn, escaped by Slack); PagerDuty's is plain.
+        if entry.kind == "message":
+            return slack_markdown(entry.text, person, inline=True)
+        return markdown_inline(entry.text)
+
+    def field(text: str | None) -> str:
+        """A typed form field: raw text, shown exactly as typed (a typed `<!channel>` is just text)."""
+        return markdown_text(text) if text else "_Not written yet._"
+
+    return render(
+        "postmortem.md.j2",
+        **context,
+        person=person,
+        author=author,
+        entry_text=entry_text,
+        field=field,
+    )

@@ -55,6 +55,7 @@ def mark_done(runtime: Runtime, client: WebClient, *, item_id: int, user_id: str
                 incident,
                 postmortem,
                 settings=runtime.settings,
+                people=runtime.people.lookup,
                 reason=f"action:{item.id}:done",
                 at=at,
             )

@@ -19,6 +19,7 @@ from bot.core.config import Settings
 from bot.core.db import read_scope, session_scope
 from bot.domain.access import ParticipantCache
 from bot.slack.channels import ChannelDirectory
+from bot.slack.people import PeopleDirectory
 
 
 class Outbox(Protocol):
@@ -34,6 +35,8 @@ class Runtime:
     client: WebClient
     channels: ChannelDirectory
     outbox: Outbox
+    # Names of people for the documents (users.info, cached).
+    people: PeopleDirectory
     # Who is in which incident channel, for the authorization checks (bot/domain/access.py).
     participants: ParticipantCache = field(default_factory=ParticipantCache)
 

@@ -13,7 +13,7 @@ from bot.core.config import Settings
 from bot.core.errors import UserError
 from bot.core.models import ActionItem, Incident, Postmortem
 from bot.domain.channels import record_channel
-from bot.domain.document import render_document
+from bot.domain.document import PeopleLookup, render_document
 from bot.domain.incidents import get_incident, incident_for_channel
 from bot.domain.postmortems import (
     PostmortemDraft,
@@ -31,7 +31,7 @@ from bot.flows.access import require_editor
 from bot.flows.context import Runtime
 from bot.slack.channels import current_privacy
 from bot.slack.modal_view import ModalContent, postmortem_modal
-from bot.slack.notices import enqueue_publication, refresh_summary
+from bot.slack.notices import enqueue_document, enqueue_publication, refresh_summary
 from bot.trackers.links import owe_close_of_removed, owe_sync
 
 
@@ -41,19 +41,21 @@ def republish(
     postmortem: Postmortem,
     *,
     settings: Settings,
+    people: PeopleLookup,
     reason: str,
     at: datetime,
-) -> None:
+) -> bool:
     """The rule for every change to a published post-mortem (an item done, a restore): its document is
-    rendered again and its summary updated in place. Nothing happens to one not published yet."""
+    rendered again and its summary updated in place. Nothing happens to one not published yet (False)."""
     if postmortem.published_at is None:
-        return
+        return False
     postmortem.document = render_document(
-        session=session, incident=incident, postmortem=postmortem, tz=settings.tz
+        session=session, incident=incident, postmortem=postmortem, tz=settings.tz, people=people
     )
     refresh_summary(
         session=session, incident=incident, postmortem=postmortem, settings=settings, reason=reason, at=at
     )
+    return True
 
 
 def open_form(
@@ -169,7 +171,9 @@ def save(
                 submission_key=submission_key,
             )
             if publish and not result.duplicate:
-                publish_saved(session, incident, result, settings=settings, at=at)
+                publish_saved(
+                    session, incident, result, settings=settings, people=runtime.people.lookup, at=at
+                )
     except StaleRevision as stale:
         return stale.errors
     return result
@@ -184,12 +188,18 @@ def channel_privacy_now(runtime: Runtime, client: WebClient, *, incident_id: int
 
 
 def publish_saved(
-    session: Session, incident: Incident, result: SaveResult, *, settings: Settings, at: datetime
+    session: Session,
+    incident: Incident,
+    result: SaveResult,
+    *,
+    settings: Settings,
+    people: PeopleLookup,
+    at: datetime,
 ) -> None:
     """What a publish posts, once its revision is saved: the document rendered, then the summary, the
     threaded confirmation and the document in Slack."""
     result.postmortem.document = render_document(
-        session=session, incident=incident, postmortem=result.postmortem, tz=settings.tz
+        session=session, incident=incident, postmortem=result.postmortem, tz=settings.tz, people=people
     )
     enqueue_publication(session=session, incident=incident, result=result, settings=settings, at=at)
     owe_items_sync(session, result.postmortem, settings=settings, at=at)
@@ -218,7 +228,8 @@ def restore(
     runtime: Runtime, client: WebClient, *, channel_id: str, number: int, user_id: str, at: datetime
 ) -> int:
     """`/postmortem restore <n>`: revision n saved again as a new revision (history is never rewritten);
-    a published post-mortem's document and summary follow. Returns the new revision's number."""
+    a published post-mortem's summary follows, and its new document is posted in the incident's thread.
+    Returns the new revision's number."""
     with runtime.read() as session:
         incident, _ = channel_postmortem(session, channel_id)
     require_editor(
@@ -229,9 +240,18 @@ def restore(
         revision = restore_revision(
             session=session, incident=incident, postmortem=postmortem, number=number, author_id=user_id, at=at
         )
-        republish(
-            session, incident, postmortem, settings=runtime.settings, reason=f"r{revision.number}", at=at
-        )
+        if republish(
+            session,
+            incident,
+            postmortem,
+            settings=runtime.settings,
+            people=runtime.people.lookup,
+            reason=f"r{revision.number}",
+            at=at,
+        ):
+            enqueue_document(
+                session=session, incident=incident, postmortem=postmortem, settings=runtime.settings, at=at
+            )
         if postmortem.published_at is not None:
             owe_items_sync(session, postmortem, settings=runtime.settings, at=at)
         return revision.number

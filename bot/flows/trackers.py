@@ -78,6 +78,7 @@ def issue_changed(
             incident,
             postmortem,
             settings=runtime.settings,
+            people=runtime.people.lookup,
             reason=f"tracker:{item.id}:{reason}:{at.isoformat()}",
             at=at,
         )
@@ -94,4 +95,12 @@ def issues_shown(runtime: Runtime, *, item_ids: Collection[int], at: datetime) -
             incident = session.get(Incident, postmortem.incident_id) if postmortem else None
             if postmortem is not None and incident is not None:
                 reason = f"issues:{at.isoformat()}"
-                republish(session, incident, postmortem, settings=runtime.settings, reason=reason, at=at)
+                republish(
+                    session,
+                    incident,
+                    postmortem,
+                    settings=runtime.settings,
+                    people=runtime.people.lookup,
+                    reason=reason,
+                    at=at,
+                )

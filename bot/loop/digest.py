@@ -20,7 +20,16 @@ from bot.core.rendering import format_instant, render
 from bot.domain.action_items import TRACKERS
 from bot.domain.incidents import display_id, public_item_text, public_title
 from bot.loop.charts import ChartSeries, chart_series, render_chart
-from bot.loop.kpis import KPI_FIELDS, compute_kpis, kpi_rows, local_midnight, trend, week_before
+from bot.loop.kpis import (
+    KPI_FIELDS,
+    Kpis,
+    compute_kpis,
+    kpi_rows,
+    local_days_before,
+    local_midnight,
+    trend,
+    week_before,
+)
 from bot.slack import messages
 from bot.slack.outbox import Priority, enqueue, enqueue_upload
 
@@ -29,7 +38,18 @@ TOP_SERVICES = 5
 CHART_WEEKS = 8
 # A digest posted later than this after its scheduled time says so.
 LATE_AFTER = timedelta(hours=1)
-_TREND_EMOJI = {"better": ":small_green_triangle:", "worse": ":small_red_triangle_down:", None: ""}
+# The arrow says which way the figure moved; the colour (and the word) whether that is better or worse.
+_VERDICT = {"better": ":large_green_circle: better", "worse": ":red_circle: worse"}
+
+
+def trend_text(name: str, now: Kpis, before: Kpis) -> str:
+    """`↓ :large_green_circle: better` for a time to resolve that fell; `↑` alone for a plain count."""
+    a, b = getattr(now, name), getattr(before, name)
+    if a is None or b is None or a == b:
+        return ""
+    arrow = "↑" if a > b else "↓"
+    verdict = trend(name, now, before)
+    return f"{arrow} {_VERDICT[verdict]}" if verdict else arrow
 
 
 def _due_date(item: ActionItem) -> date:
@@ -59,13 +79,24 @@ def digest_message(
             "label": label,
             "now": shown,
             "before": was,
-            "trend": _TREND_EMOJI[trend(name, this.overall, before.overall)],
+            "trend": trend_text(name, this.overall, before.overall),
         }
         for (label, shown), (_, was), (_, name, _, _) in zip(
             kpi_rows(this.overall), kpi_rows(before.overall), KPI_FIELDS, strict=True
         )
     ]
     services = sorted(this.by_service.items(), key=lambda item: (-item[1].incidents, item[0]))
+    # Incidents of the week not resolved when the digest is written: shown as open, since the times to
+    # resolve above are of resolved incidents only.
+    still_open = session.exec(
+        select(Incident)
+        .where(
+            col(Incident.triggered_at) >= week_start,
+            col(Incident.triggered_at) < week_end,
+            col(Incident.resolved_at).is_(None),
+        )
+        .order_by(col(Incident.triggered_at), col(Incident.id))
+    ).all()
     # The lists show LIST_LIMIT rows and a total: fetch those rows and count the rest in SQL (over 1M
     # incidents, loading the ~400k unwritten ones took most of the digest's 25 s).
     unwritten_where = (
@@ -119,6 +150,15 @@ def digest_message(
             for incident, postmortem in unwritten
         ],
         unwritten_total=unwritten_total,
+        still_open=[
+            {
+                "ref": display_id(incident),
+                "title": public_title(incident),
+                "triggered": format_instant(incident.triggered_at, tz, "%a %d %b %H:%M"),
+            }
+            for incident in still_open[:LIST_LIMIT]
+        ],
+        still_open_total=len(still_open),
         overdue=[
             {
                 "text": public_item_text(item.text, incident, postmortem),
@@ -145,16 +185,17 @@ def digest_message(
         f"{settings.response_target_minutes} min.",
     )
     series = chart_series(
-        session=session, since=week_end - timedelta(weeks=CHART_WEEKS), until=week_end, tz=tz
+        session=session, since=local_days_before(week_end, tz, 7 * CHART_WEEKS), until=week_end, tz=tz
     )
     return text, message, series
 
 
 def send_digest(
     *, session: Session, settings: Settings, now: datetime, scheduled_for: datetime
-) -> ChartSeries:
-    """The digest for the week that ended at the local midnight of `scheduled_for`'s day; run more than
-    LATE_AFTER after `scheduled_for` (the bot was down), it says it is late."""
+) -> ChartSeries | None:
+    """The digest for the week that ended at the local midnight of `scheduled_for`'s day: its chart's
+    series, or None when that week's digest was owed to Slack already (a second run posts nothing). Run
+    more than LATE_AFTER after `scheduled_for` (the bot was down), it says it is late."""
     week_end = local_midnight(scheduled_for, settings.tz)
     week_start = week_before(week_end, settings.tz)
     text, message, series = digest_message(
@@ -165,7 +206,7 @@ def send_digest(
         due_at=scheduled_for if now - scheduled_for > LATE_AFTER else None,
     )
     week = week_start.astimezone(settings.tz).date().isoformat()
-    enqueue(
+    posted = enqueue(
         session,
         key=f"digest:{week}",
         channel=settings.digest_target,
@@ -185,4 +226,4 @@ def send_digest(
         title=f"Incidents and time to resolve, {CHART_WEEKS} weeks to {week}",
         priority=Priority.ROUTINE,
     )
-    return series
+    return series if posted else None

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from bot.core.models import Incident, Postmortem, PostmortemStatus
 from bot.core.rendering import format_instant, render
-from bot.domain.document import render_document
+from bot.domain.document import PeopleLookup, nobody_known, render_document
 from bot.domain.incidents import display_id, shown_publicly, slugify
 from bot.loop.kpis import compute_kpis, kpi_table
 
@@ -81,15 +81,17 @@ def _documents_by_ref(out: Path) -> dict[str, list[Path]]:
     return found
 
 
-def _cell(text: str) -> str:
-    """Text inside a Markdown table cell: a pipe would end the cell, a newline the row."""
-    return " ".join(text.split()).replace("|", "\\|")
-
-
 def export_postmortems(
-    *, session: Session, out: Path, now: datetime, tz: ZoneInfo, response_target_minutes: int
+    *,
+    session: Session,
+    out: Path,
+    now: datetime,
+    tz: ZoneInfo,
+    response_target_minutes: int,
+    people: PeopleLookup = nobody_known,
 ) -> ExportResult:
-    """Write every published post-mortem and the index into `out` (created if missing)."""
+    """Write every published post-mortem and the index into `out` (created if missing). `people` names
+    the people in the documents (without it, they are shown by Slack id)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = session.exec(
         select(Incident, Postmortem)
@@ -114,7 +116,9 @@ def export_postmortems(
         if not exported:
             continue
         path = out / filename
-        path.write_text(render_document(session=session, incident=incident, postmortem=postmortem, tz=tz))
+        path.write_text(
+            render_document(session=session, incident=incident, postmortem=postmortem, tz=tz, people=people)
+        )
         files.append(path)
         entries.append(
             ExportedPostmortem(
@@ -143,7 +147,6 @@ def export_postmortems(
             since=format_instant(first, tz, "%Y-%m-%d"),
             timezone=str(tz),
             kpi_table=kpi_table(report, markdown=True),
-            cell=_cell,
         )
     )
     files.append(index)

@@ -19,7 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from bot.core.models import ActionItem, ActionItemStatus, Incident
-from bot.core.rendering import format_duration
+from bot.core.rendering import format_duration, markdown_inline
 from bot.core.rows import table_of
 
 REPEAT_WINDOW = timedelta(days=30)
@@ -353,6 +353,7 @@ def kpi_table(report: KpiReport, *, markdown: bool = False) -> str:
         for index, (label, _) in enumerate(kpi_rows(report.overall))
     ]
     if markdown:
+        header = [markdown_inline(name) for name in header]  # service names come from PagerDuty
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
         return "\n".join(lines) + "\n"
@@ -373,12 +374,17 @@ def local_midnight(instant: datetime, tz: ZoneInfo) -> datetime:
     return datetime.combine(instant.astimezone(tz).date(), time(), tzinfo=tz).astimezone(UTC)
 
 
-def week_before(end: datetime, tz: ZoneInfo) -> datetime:
-    """Seven local days before `end` (a local midnight), daylight saving included."""
+def local_days_before(end: datetime, tz: ZoneInfo, days: int) -> datetime:
+    """`days` local days before `end` (a local midnight), daylight saving included (a day of 23 or 25 h)."""
     from datetime import UTC, time
 
-    day = end.astimezone(tz).date() - timedelta(days=7)
+    day = end.astimezone(tz).date() - timedelta(days=days)
     return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+
+
+def week_before(end: datetime, tz: ZoneInfo) -> datetime:
+    """Seven local days before `end` (a local midnight), daylight saving included."""
+    return local_days_before(end, tz, 7)
 
 
 def last_closed_week(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:

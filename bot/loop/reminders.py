@@ -9,8 +9,9 @@
 
 Nobody is nudged twice for the same thing: each nudge occurrence has its own outbox key
 ("nudge:postmortem:<incident>:<stage>", "nudge:action_item:<id>:<week>"). Only the latest stage reached
-is sent, so a bot that was down does not send a backlog. Nudges to people go out in working hours. A
-reminder that waited in the outbox past its freshness (Slack was down) is dropped, not sent late.
+is sent, so a bot that was down does not send a backlog. Nudges to people go out in working hours
+(9:00-18:00) of working days (WORKING_DAYS), in TIMEZONE. A reminder that waited in the outbox past its
+freshness (Slack was down) is dropped, not sent late.
 """
 
 from __future__ import annotations
@@ -49,13 +50,14 @@ RETRO_LIST_LIMIT = 15
 
 def send_retro_reminder(
     *, session: Session, settings: Settings, now: datetime, scheduled_for: datetime
-) -> None:
-    """The reminder for the retro scheduled at `scheduled_for` (one message per retro)."""
+) -> bool:
+    """The reminder for the retro scheduled at `scheduled_for` (one message per retro). False when it was
+    owed to Slack already (nothing new is posted)."""
     previous_retro = settings.retro.previous(scheduled_for - timedelta(seconds=1), settings.tz)
     text, message = retro_reminder_message(
         session=session, settings=settings, since=previous_retro, until=scheduled_for
     )
-    enqueue(
+    return enqueue(
         session,
         key=f"retro:{scheduled_for.isoformat()}",
         channel=settings.postmortems_channel,
@@ -123,7 +125,8 @@ def send_nudges(
     *, session: Session, settings: Settings, now: datetime, scheduled_for: datetime | None = None
 ) -> int:
     """The nudge sweep: unwritten post-mortems and overdue action items. Returns how many were enqueued."""
-    if now.astimezone(settings.tz).hour not in WORKING_HOURS:
+    local = now.astimezone(settings.tz)
+    if local.hour not in WORKING_HOURS or local.weekday() not in settings.working_weekdays:
         return 0
     return nudge_unwritten_postmortems(
         session=session, settings=settings, now=now

@@ -1,6 +1,8 @@
 """Wins in WINS_CHANNEL and threshold alerts, announced exactly once per occurrence.
 
-Wins, judged on the last closed local week (Monday to Sunday):
+Wins, judged on the last closed local week (Monday to Sunday) once none of its incidents (nor, for the
+time to resolve, those of the week before) is still open: a week's figures are final only then, so a win
+is never announced on figures an open incident will change. A later sweep decides it.
 - every incident got its first response within RESPONSE_TARGET_MINUTES;
 - every incident has a published post-mortem;
 - the mean time to resolve improved by 20 % or more on the week before;
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
+from sqlalchemy import tuple_
 from sqlmodel import Session, col, select
 
 from bot.core.config import Settings
@@ -75,6 +78,16 @@ def announce_wins(*, session: Session, settings: Settings, now: datetime) -> lis
         .order_by(col(Incident.triggered_at), col(Incident.id))
     ).all()
     label = start.astimezone(tz).date().isoformat()
+    if (
+        any(i.resolved_at is None for i in incidents)
+        or session.exec(
+            select(Incident.id)
+            .where(col(Incident.triggered_at) >= previous_start, col(Incident.triggered_at) < start)
+            .where(col(Incident.resolved_at).is_(None))
+            .limit(1)
+        ).first()
+    ):
+        return _announce_streaks(session=session, settings=settings, now=now)
     responders = _people([i.first_responder for i in incidents])
     wins: list[tuple[str, dict[str, object]]] = []
     if week.incidents and week.within_target == week.incidents:
@@ -176,16 +189,43 @@ def _announce_streaks(*, session: Session, settings: Settings, now: datetime) ->
     return announced
 
 
-def alert_thresholds(*, session: Session, settings: Settings, now: datetime) -> list[str]:
+def slow_runs(*, session: Session, settings: Settings, now: datetime) -> dict[str, list[Incident]]:
+    """Per service, its latest resolved incidents in a row (by trigger, over HISTORY) that each took longer
+    than ALERT_MTTR_MINUTES: the MTTR alert's rule, and /metrics' streak (refreshed every 30 s).
+
+    Read backwards per service on the (service, triggered_at) index: the last quick incident, then the
+    slow ones after it, so the cost is the length of the runs, not of the history."""
     limit = settings.alert_mttr_minutes * 60
+    resolved = [
+        col(Incident.triggered_at) >= now - HISTORY,
+        col(Incident.triggered_at) <= now,
+        col(Incident.seconds_to_resolve).is_not(None),
+        col(Incident.resolved_at) <= now,
+    ]
+    services = session.exec(
+        select(Incident.service_name).where(col(Incident.service_name).is_not(None)).distinct()
+    ).all()
+    runs: dict[str, list[Incident]] = {}
+    for service in services:
+        of_service = [col(Incident.service_name) == service, *resolved]
+        quick = session.exec(
+            select(Incident.triggered_at, Incident.id)
+            .where(*of_service, col(Incident.seconds_to_resolve) <= limit)
+            .order_by(col(Incident.triggered_at).desc(), col(Incident.id).desc())
+            .limit(1)
+        ).first()
+        after = [] if quick is None else [tuple_(col(Incident.triggered_at), col(Incident.id)) > tuple(quick)]
+        run = session.exec(
+            select(Incident).where(*of_service, *after).order_by(col(Incident.triggered_at), col(Incident.id))
+        ).all()
+        if run:
+            runs[service] = list(run)  # type: ignore[index]
+    return runs
+
+
+def alert_thresholds(*, session: Session, settings: Settings, now: datetime) -> list[str]:
     announced = []
-    for service, incidents in _by_service(session, now).items():
-        resolved = [
-            (i, s)
-            for i in incidents
-            if (s := i.seconds_to_resolve) is not None and i.resolved_at is not None and i.resolved_at <= now
-        ]
-        run = _latest_run(resolved, lambda seconds: seconds > limit)
+    for service, run in slow_runs(session=session, settings=settings, now=now).items():
         if len(run) < settings.alert_consecutive:
             continue
         # One alert per run: keyed by the run's first incident, so a 4th slow incident adds nothing.

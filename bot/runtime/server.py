@@ -27,6 +27,7 @@ from bot.core.db import make_engine, normalize_url, upgrade
 from bot.flows.context import Runtime
 from bot.flows.incidents import channel_opened
 from bot.flows.trackers import issue_changed, issues_shown
+from bot.loop.metrics import MetricsSnapshot
 from bot.runtime.ingest import IngestWriter
 from bot.runtime.outbox_pacing import Pacer
 from bot.runtime.outbox_worker import OutboxWorker
@@ -39,9 +40,10 @@ from bot.runtime.tracker_worker import TrackerWorker
 from bot.runtime.web import Router, health, make_server, metrics, ready, slack_events
 from bot.runtime.webhook_route import PATH as PAGERDUTY_PATH
 from bot.runtime.webhook_route import pagerduty_webhook
-from bot.runtime.workers import PollingWorker
+from bot.runtime.workers import MetricsRefresher, PollingWorker
 from bot.slack.channels import ChannelDirectory
 from bot.slack.client import make_client
+from bot.slack.people import PeopleDirectory
 from bot.trackers.base import Tracker
 from bot.trackers.github import GitHubClient, GitHubTracker
 from bot.trackers.jira import JiraTracker, basic_credentials
@@ -62,6 +64,9 @@ class Process:
     # Inbound webhooks: stored by group commit (ingest.py), then processed by a worker (processor.py).
     ingest: IngestWriter
     processor: DeliveryProcessor
+    # /metrics serves `metrics`, which `metrics_refresher` recomputes periodically.
+    metrics: MetricsSnapshot
+    metrics_refresher: MetricsRefresher
     # Action items in Jira or GitHub (ACTION_ITEM_TRACKER); None without a tracker.
     trackers: TrackerWorker | None = None
 
@@ -135,7 +140,14 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
         pacer=Pacer() if settings.outbox_pacing else None,
     )
     wake = _Workers([outbox])
-    runtime = Runtime(settings=settings, engine=engine, client=client, channels=channels, outbox=wake)
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        client=client,
+        channels=channels,
+        outbox=wake,
+        people=PeopleDirectory(client),
+    )
     ingest = IngestWriter(engine=engine, on_stored=lambda: processor.wake())
     processor = DeliveryProcessor(
         engine=engine, settings=settings, on_processed=outbox.wake, yield_to=ingest.wait_until_idle
@@ -158,7 +170,16 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
             poll_minutes=settings.tracker_poll_minutes,
         )
         wake.workers.append(trackers)
-    return Process(runtime=runtime, outbox=outbox, ingest=ingest, processor=processor, trackers=trackers)
+    snapshot = MetricsSnapshot(engine=engine, settings=settings)
+    return Process(
+        runtime=runtime,
+        outbox=outbox,
+        ingest=ingest,
+        processor=processor,
+        metrics=snapshot,
+        metrics_refresher=MetricsRefresher(snapshot, interval=settings.metrics_refresh_seconds),
+        trackers=trackers,
+    )
 
 
 def create_app(runtime: Runtime) -> App:
@@ -194,7 +215,7 @@ def create_wsgi_app(process: Process, bolt_app: App | None) -> Router:
         router.add("POST", "/slack/events", slack_events(bolt_app, settings.slack_signing_secret or ""))
     router.add("GET", "/healthz", health(engine, process.outbox.health))
     router.add("GET", "/readyz", ready(engine, process.ingest))
-    router.add("GET", "/metrics", metrics(engine, settings.tz))
+    router.add("GET", "/metrics", metrics(process.metrics))
     router.add("POST", PAGERDUTY_PATH, pagerduty_webhook(settings, process.ingest))
     if process.trackers is not None:
         router.add("POST", JIRA_PATH, jira_webhook(process.runtime))
@@ -291,8 +312,9 @@ class BotServer:
         if process.trackers is not None:
             process.trackers.start()
         process.processor.start()  # processes what an earlier run stored and left unprocessed, too
+        process.metrics_refresher.start()
         if self.settings.scheduler_enabled:
-            self.scheduler = Scheduler(engine=runtime.engine, settings=self.settings).start()
+            self.start_scheduler()
         # What start-up built (SQLAlchemy, Bolt, templates, the imported modules) lives as long as the
         # process: frozen, the collector stops rescanning it at every full collection. Under load that
         # rescan cost about a third of the CPU of a webhook request (B3, measured without storing: 408 ->
@@ -300,6 +322,12 @@ class BotServer:
         gc.freeze()
         log.info("postmortem-bot listening on %s (%s)", self.url, "Socket Mode" if socket_mode else "HTTP")
         return self
+
+    def start_scheduler(self) -> None:
+        """Run the scheduled jobs in this process: start() does unless SCHEDULER_ENABLED=false; the demo
+        does once its script has played, so that no sweep posts in the middle of the story."""
+        assert self.process is not None, "start() first"
+        self.scheduler = Scheduler(engine=self.process.runtime.engine, settings=self.settings).start()
 
     def _serve_http(self, server: BaseWSGIServer) -> None:
         try:
@@ -326,6 +354,7 @@ class BotServer:
         if self.process is not None:
             self.process.processor.stop()
             self.process.outbox.stop()
+            self.process.metrics_refresher.stop()
             if self.process.trackers is not None:
                 self.process.trackers.stop()
         if self._socket_mode is not None:

@@ -15,9 +15,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from sqlalchemy import Engine, text
@@ -27,7 +26,7 @@ from waitress.server import BaseWSGIServer, create_server
 from bot.core.db import read_scope
 from bot.domain.deliveries import backlog
 from bot.domain.pagerduty import SOURCE as PAGERDUTY
-from bot.loop.metrics import metrics_registry
+from bot.loop.metrics import MetricsSnapshot, degraded
 from bot.runtime.ingest import IngestWriter
 from bot.runtime.slack_health import SlackHealth
 from bot.slack.outbox import depth
@@ -250,12 +249,10 @@ def health(engine: Engine, slack: SlackHealth) -> Route:
         except SQLAlchemyError as exc:
             database = {"status": "unreachable", "error": _first_line(exc)}
             return json_response(503, {"status": "down", "database": database, "slack": slack.state()})
-        troubles = (counts["parked"], inbound["failing"], trackers["failing"], trackers["parked"])
-        degraded = any(troubles) or not slack.up
         return json_response(
             200,
             {
-                "status": "degraded" if degraded else "ok",
+                "status": "degraded" if degraded(counts, inbound, trackers) or not slack.up else "ok",
                 "database": {"status": "ok"},
                 "slack": slack.state(),
                 "outbox": counts,
@@ -290,12 +287,11 @@ def _first_line(exc: SQLAlchemyError) -> str:
     return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
-def metrics(engine: Engine, tz: ZoneInfo) -> Route:
-    """Prometheus' scrape: every figure read from the database now (see bot/loop/metrics.py)."""
-    registry = metrics_registry(engine=engine, tz=tz)
+def metrics(snapshot: MetricsSnapshot) -> Route:
+    """Prometheus' scrape: the last refresh's exposition, no database query (see bot/loop/metrics.py)."""
 
     def route(_environ: dict[str, Any], _body: bytes) -> Response:
-        return Response(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+        return Response(200, snapshot.exposition(), CONTENT_TYPE_LATEST)
 
     return route
 

@@ -1,9 +1,11 @@
-"""The background thread shared by the outbox worker and the delivery processor."""
+"""The background thread shared by the outbox worker, the delivery processor and the metrics refresh."""
 
 from __future__ import annotations
 
 import logging
 import threading
+
+from bot.loop.metrics import MetricsSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +49,15 @@ class PollingWorker:
             if not done:
                 self._wake.wait(self._poll_interval)
                 self._wake.clear()
+
+
+class MetricsRefresher(PollingWorker):
+    """Recomputes /metrics' figures every METRICS_REFRESH_SECONDS, so no scrape queries the database."""
+
+    def __init__(self, snapshot: MetricsSnapshot, *, interval: float) -> None:
+        super().__init__(name="metrics", poll_interval=interval)
+        self._snapshot = snapshot
+
+    def run_once(self) -> int:
+        self._snapshot.refresh()
+        return 0  # then sleep until the next refresh

@@ -11,6 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from bot.core.rendering import truncate_mrkdwn
+
 MAX_MESSAGE_BLOCKS = 50
 MAX_MODAL_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
@@ -85,7 +87,7 @@ def plain(text: str, limit: int | None = None) -> dict[str, Any]:
 
 
 def mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": truncate(text, MAX_SECTION_TEXT)}
+    return {"type": "mrkdwn", "text": truncate_mrkdwn(text, MAX_SECTION_TEXT)}
 
 
 def truncate(text: str, limit: int, suffix: str = "…") -> str:

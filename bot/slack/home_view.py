@@ -21,7 +21,6 @@ from bot.slack.blocks import (
     header,
     row_block_id,
     section,
-    truncate,
 )
 from bot.slack.messages import issue_link
 
@@ -67,9 +66,9 @@ def app_home(content: HomeContent, *, tz: ZoneInfo, target_minutes: int) -> dict
     items = content.action_items
     for item in items[:MAX_HOME_ITEMS]:
         due = f" · due {item.due_date.isoformat()}" if item.due_date else ""
-        title = escape_mrkdwn(truncate(item.incident_title, 200))
+        title = escape_mrkdwn(item.incident_title, 200)
         where = f"{item.incident_ref} {title}{channel(item.channel_id)}{due}{issue_link(item.issue)}"
-        text = f"{escape_mrkdwn(truncate(item.text, 2500))}\n_{where}_"
+        text = f"{escape_mrkdwn(item.text, 2500)}\n_{where}_"
         view_blocks.append(row(Block.HOME_ITEM, item.id or 0, text, "Mark done", Action.MARK_ACTION_DONE))
     if not items:
         view_blocks.append(context("No open action items. :tada:"))
@@ -83,7 +82,7 @@ def app_home(content: HomeContent, *, tz: ZoneInfo, target_minutes: int) -> dict
             if owed.resolved_at
             else "not resolved yet"
         )
-        title = escape_mrkdwn(truncate(owed.title, 300))
+        title = escape_mrkdwn(owed.title, 300)
         text = f"*{owed.incident_ref}* {title}{channel(owed.channel_id)}\n_{resolved} · {owed.status}_"
         view_blocks.append(
             row(Block.HOME_OWED, owed.incident_id, text, "Write the post-mortem", Action.OPEN_POSTMORTEM)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from bot.core.rendering import escape_mrkdwn
+from bot.core.rendering import escape_mrkdwn, truncate_mrkdwn
 from bot.domain.action_items import IssueRef
 from bot.slack.blocks import (
     DIVIDER,
@@ -23,7 +23,6 @@ from bot.slack.blocks import (
     header,
     mrkdwn,
     section,
-    truncate,
 )
 
 
@@ -70,7 +69,7 @@ def summary_message(
         section(
             body
             if len(body) <= MAX_SECTION_TEXT
-            else truncate(body, MAX_SECTION_TEXT - 60)
+            else truncate_mrkdwn(body, MAX_SECTION_TEXT - 60)
             + "\n_Cut short here; the full document is in the thread._"
         ),
     ]
@@ -78,7 +77,7 @@ def summary_message(
         lines = "\n".join(timeline)
         cut = "\n_…the whole timeline is in the document._"
         if len(lines) > MAX_SECTION_TEXT - 20:
-            lines = truncate(lines, MAX_SECTION_TEXT - 80) + cut
+            lines = truncate_mrkdwn(lines, MAX_SECTION_TEXT - 80) + cut
         blocks.append(section(f"*Timeline*\n{lines}"))
     if action_items:
         blocks.append(DIVIDER)
@@ -92,8 +91,8 @@ def summary_message(
                 item_id = str(action_item_ids[index])
                 extra["accessory"] = button("Mark done", Action.MARK_ACTION_DONE, value=item_id)
             issue = issue_link(issues[index] if index < len(issues) else None)
-            line = f"{mark} {escape_mrkdwn(truncate(text, 2800))} ({who}{when}){issue}"
-            blocks.append(section(line, **extra))
+            text = escape_mrkdwn(text, 2800, suffix="… (the whole item is in the document)")
+            blocks.append(section(f"{mark} {text} ({who}{when}){issue}", **extra))
         if len(action_items) > len(shown):
             blocks.append(
                 context(f"…and {len(action_items) - len(shown)} more action items in the document.")

@@ -28,7 +28,6 @@ from bot.slack.blocks import (
     plain,
     row_block_id,
     section,
-    truncate,
 )
 
 
@@ -70,7 +69,7 @@ def postmortem_modal(content: ModalContent) -> dict[str, Any]:
     """The post-mortem modal. Required fields are enforced by Slack's client and again on the server."""
     draft = content.draft
     blocks: list[dict[str, Any]] = [
-        section(f"*{escape_mrkdwn(truncate(content.incident_title, 300))}*"),
+        section(f"*{escape_mrkdwn(content.incident_title, 300)}*"),
         _text_input(
             Block.SUMMARY,
             "Summary",

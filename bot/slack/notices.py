@@ -13,7 +13,14 @@ from sqlmodel import Session, col, select
 
 from bot.core.config import Settings
 from bot.core.models import Incident, OutboxMessage, Postmortem, SlackMessage, TimelineEntry
-from bot.core.rendering import escape_mrkdwn, format_duration, format_instant, render
+from bot.core.rendering import (
+    escape_mrkdwn,
+    format_duration,
+    format_instant,
+    render,
+    slack_message_mrkdwn,
+    truncate_mrkdwn,
+)
 from bot.core.rows import id_of
 from bot.domain.action_items import issue_refs
 from bot.domain.channels import channel_state, reachable
@@ -21,7 +28,6 @@ from bot.domain.document import document_context
 from bot.domain.incidents import display_id, incident_channel_name, shown_publicly
 from bot.domain.postmortems import SaveResult
 from bot.slack import blocks, messages
-from bot.slack.blocks import truncate
 from bot.slack.channels import channel_mention
 from bot.slack.outbox import Priority, enqueue, enqueue_channel, enqueue_upload
 
@@ -180,7 +186,12 @@ def timeline_line(entry: TimelineEntry, settings: Settings) -> str:
     who = ""
     if entry.author:
         who = " " + (entry.author if _MENTION.match(entry.author) else escape_mrkdwn(entry.author))
-    text = escape_mrkdwn(truncate(" ".join(entry.text.split()), 300))
+    text = " ".join(entry.text.split())
+    # A pinned message is Slack's mrkdwn, escaped by Slack already; PagerDuty's text is plain.
+    if entry.kind == "message":
+        text = truncate_mrkdwn(slack_message_mrkdwn(text), 300)
+    else:
+        text = escape_mrkdwn(text, 300)
     link = f" <{entry.permalink}|link>" if entry.permalink else ""
     return f"• *{when}*{who}: {text}{link}"
 
@@ -216,6 +227,19 @@ def enqueue_publication(
         instead=instead,
         text=f":memo: Post-mortem {verb} by <@{postmortem.published_by}>{where}.",
     )
+    enqueue_document(session=session, incident=incident, postmortem=postmortem, settings=settings, at=at)
+
+
+def enqueue_document(
+    *, session: Session, incident: Incident, postmortem: Postmortem, settings: Settings, at: datetime
+) -> None:
+    """The Markdown document of the post-mortem's current revision, in the thread of the incident card (or
+    where replies go when the bot cannot post there, `reply_under_card`)."""
+    where_to = reply_under_card(session, incident, settings=settings, postmortem=postmortem)
+    if where_to is None:
+        return
+    channel, thread_of, instead = where_to
+    revision = postmortem.revision
     enqueue_upload(
         session,
         key=f"document:{incident.id}:r{revision}",

@@ -11,7 +11,7 @@ from bot.core.config import load_settings
 from bot.core.models import Attachment, OutboxMessage
 from bot.devtools.sandbox.block_checks import validate_message_blocks
 from bot.loop.charts import chart_series, render_chart
-from bot.loop.digest import send_digest
+from bot.loop.digest import digest_message, send_digest
 from tests.factories import add_action_item, add_incident
 from tests.golden import assert_golden
 
@@ -78,7 +78,9 @@ def data(session: Session) -> None:
 def test_digest_posts_the_week_against_the_week_before_with_a_chart(session: Session) -> None:
     data(session)
     series = send_digest(session=session, settings=SETTINGS, now=MONDAY, scheduled_for=MONDAY)
-    send_digest(session=session, settings=SETTINGS, now=MONDAY + timedelta(minutes=5), scheduled_for=MONDAY)
+    again = MONDAY + timedelta(minutes=5)
+    assert series is not None
+    assert send_digest(session=session, settings=SETTINGS, now=again, scheduled_for=MONDAY) is None
     rows = list(session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
     assert [(r.key, r.kind, r.channel) for r in rows] == [
         ("digest:2026-11-16", "post", "incident-digest"),
@@ -133,3 +135,31 @@ def test_the_digest_counts_the_items_done_this_week_and_those_closed_in_the_trac
     send_digest(session=session, settings=SETTINGS, now=MONDAY, scheduled_for=MONDAY)
     text = str(session.exec(select(OutboxMessage)).first().payload["blocks"])  # type: ignore[union-attr]
     assert "*Action items done this week: 2* (1 closed in the tracker)" in text
+
+
+def test_open_incidents_of_the_week_are_shown_as_open_not_left_out(session: Session) -> None:
+    data(session)
+    add_incident(session, at=WEEK + timedelta(days=6, hours=20), title="Queue <backlog>", ack=60)
+    session.commit()
+    _, blocks, _ = digest_message(
+        session=session, settings=SETTINGS, week_start=WEEK, week_end=WEEK + timedelta(days=7)
+    )
+    shown = "\n".join(b["text"]["text"] for b in blocks if b.get("type") == "section" and "text" in b)
+    assert "*Still open (1)*: not in the times to resolve above until resolved." in shown
+    assert "Queue &lt;backlog&gt; · triggered Sun 22 Nov 20:00" in shown
+    # The times to resolve are those of the three resolved incidents; the open one is counted as an incident.
+    assert "• Incidents: *4* (was 2) ↑" in shown and "Mean time to resolve: *20 min*" in shown
+
+
+def test_the_chart_covers_eight_weeks_of_local_days_across_daylight_saving(session: Session) -> None:
+    berlin = load_settings(timezone="Europe/Berlin")
+    # Monday Nov 2, 2026, 00:00 in Berlin (summer time ended Oct 25): eight weeks back is Sep 7, 00:00 CEST.
+    week_end = datetime(2026, 11, 1, 23, 0, tzinfo=UTC)
+    add_incident(session, at=datetime(2026, 9, 6, 22, 30, tzinfo=UTC), resolve=60)  # Sep 7, 00:30 local
+    add_incident(session, at=datetime(2026, 9, 6, 21, 30, tzinfo=UTC), resolve=60)  # Sep 6: outside
+    session.commit()
+    _, _, series = digest_message(
+        session=session, settings=berlin, week_start=week_end - timedelta(days=7), week_end=week_end
+    )
+    assert series.days[0] == date(2026, 9, 7) and series.days[-1] == date(2026, 11, 1)
+    assert len(series.days) == 56 and series.incidents[0] == 1 and sum(series.incidents) == 1

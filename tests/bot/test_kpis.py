@@ -205,3 +205,33 @@ def test_medians_and_repeats_match_a_plain_python_reference(session: Session) ->
     assert report.overall.repeat_incidents == sum(
         report.by_service[name].repeat_incidents for name in ("a", "b", "c")
     )
+
+
+@pytest.mark.parametrize("command", [["kpis", "--since", "2026-11-16", "--until", "2026-11-23"], ["export"]])
+def test_commands_on_a_database_never_migrated_explain_and_create_nothing(
+    command: list[str],
+    tmp_path,
+    capsys,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    from bot.cli import main
+    from bot.core.db import make_engine, upgrade
+
+    if command == ["export"]:
+        command = ["export", "--out", str(tmp_path / "out")]
+    missing = tmp_path / "nothing-here.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{missing}")
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert f"there is no database at {missing}" in error and "postmortem-bot db upgrade" in error
+    assert "Traceback" not in error and not missing.exists() and not (tmp_path / "out").exists()
+
+    # An empty database file (created by something else), and one at an older revision: explained too.
+    make_engine(f"sqlite:///{missing}").connect().close()
+    assert main(command) == 2
+    assert "never migrated" in capsys.readouterr().err
+    upgrade(f"sqlite:///{missing}", "0001")
+    assert main(command) == 2
+    assert "at schema revision 0001, this bot needs" in capsys.readouterr().err
+    upgrade(f"sqlite:///{missing}")
+    assert main(command) == 0

@@ -1,20 +1,24 @@
-"""`/metrics` on a fixed data set: the text parses with Prometheus' own parser and every value equals
-the hand-counted one, on SQLite and PostgreSQL."""
+"""`/metrics` on a fixed data set: the text parses with Prometheus' own parser, every value equals the
+hand-counted one and the one `compute_kpis` (the `kpis` command) gives, on SQLite and PostgreSQL; a scrape
+serves the last refresh and never queries the database."""
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from bot.core.config import load_settings
 from bot.core.models import OutboxMessage, OutboxStatus
-from bot.loop.metrics import BUCKETS, metrics_registry
+from bot.loop.kpis import compute_kpis
+from bot.loop.metrics import KPI_METRICS, MetricsSnapshot, window_bounds
 from bot.slack.outbox import enqueue
 from tests.factories import add_action_item, add_incident
+from tests.prometheus import debian_binary
 
 AT = datetime(2026, 11, 20, 9, tzinfo=UTC)
 # 00:30 on Nov 24 in Berlin, still Nov 23 in UTC: an item due Nov 23 is overdue in Berlin only.
@@ -46,7 +50,9 @@ def fixed_data_set(session: Session) -> None:
 
 
 def scrape(engine: Engine, tz: ZoneInfo = BERLIN) -> tuple[str, Samples]:
-    text = generate_latest(metrics_registry(engine=engine, tz=tz, now=lambda: NOW)).decode()
+    settings = load_settings(timezone=str(tz))
+    snapshot = MetricsSnapshot(engine=engine, settings=settings, now=lambda: NOW)
+    text = snapshot.exposition().decode()
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -76,43 +82,41 @@ def test_incidents_by_service_and_urgency(engine: Engine, session: Session) -> N
     }
 
 
-def test_histograms_count_each_bucket_cumulatively_with_900_s_inclusive(
-    engine: Engine, session: Session
-) -> None:
+def test_kpi_gauges_are_the_kpis_of_each_local_window(engine: Engine, session: Session) -> None:
     fixed_data_set(session)
     _, samples = scrape(engine)
-    assert 900 in BUCKETS
-    name = "postmortem_bot_time_to_first_response_seconds"
-    # checkout: 300 and 1200 s; payments: 900 s (on the boundary: counts as within 15 minutes).
-    checkout = {le: value(samples, f"{name}_bucket", service="checkout", le=le) for le in ("300.0", "900.0")}
-    assert checkout == {"300.0": 1, "900.0": 1}
-    assert value(samples, f"{name}_bucket", service="checkout", le="1800.0") == 2
-    assert value(samples, f"{name}_bucket", service="checkout", le="+Inf") == 2
-    assert value(samples, f"{name}_count", service="checkout") == 2
-    assert value(samples, f"{name}_sum", service="checkout") == 1500
-    assert value(samples, f"{name}_bucket", service="payments", le="600.0") == 0
-    assert value(samples, f"{name}_bucket", service="payments", le="900.0") == 1
-    # The payments incident nobody answered is in no bucket and not in the count.
-    assert value(samples, f"{name}_count", service="payments") == 1
-    assert value(samples, f"{name}_bucket", service="(no service)", le="60.0") == 1
-
-    resolve = "postmortem_bot_time_to_resolve_seconds"
-    assert value(samples, f"{resolve}_sum", service="checkout") == 4800
-    assert value(samples, f"{resolve}_bucket", service="checkout", le="1800.0") == 1
-    assert value(samples, f"{resolve}_bucket", service="checkout", le="3600.0") == 2
-    ack = "postmortem_bot_time_to_acknowledge_seconds"
+    # NOW is 00:30 on Nov 24 in Berlin: "7d" is Nov 18 to the end of Nov 24, local days.
+    since, until = window_bounds(NOW, BERLIN, 7)
+    assert (since, until) == (datetime(2026, 11, 17, 23, tzinfo=UTC), datetime(2026, 11, 24, 23, tzinfo=UTC))
     assert (
-        value(samples, f"{ack}_count", service="checkout"),
-        value(samples, f"{ack}_sum", service="checkout"),
-    ) == (
-        2,
-        180,
+        value(samples, "postmortem_bot_kpi_window_start_timestamp_seconds", window="7d") == since.timestamp()
     )
-    doc = "postmortem_bot_documentation_latency_seconds"
-    assert value(samples, f"{doc}_count", service="checkout") == 1
-    assert value(samples, f"{doc}_bucket", service="payments", le="3600.0") == 0
-    assert value(samples, f"{doc}_bucket", service="payments", le="7200.0") == 1
-    assert value(samples, f"{doc}_count", service="(no service)") == 0
+    report = compute_kpis(session=session, since=since, until=until, response_target_minutes=15, tz=BERLIN)
+    for service, kpis in {"": report.overall, **report.by_service}.items():
+        for attribute, (name, _) in KPI_METRICS.items():
+            expected = getattr(kpis, attribute)
+            key = (f"postmortem_bot_{name}", frozenset({"window": "7d", "service": service}.items()))
+            assert samples.get(key) == expected, (service, attribute)
+    assert value(samples, "postmortem_bot_kpi_incidents", window="7d", service="") == 5
+    assert (
+        value(samples, "postmortem_bot_kpi_mean_time_to_resolve_seconds", window="7d", service="checkout")
+        == 2400
+    )
+    assert value(samples, "postmortem_bot_kpi_within_response_target_ratio", window="7d", service="") == 3 / 5
+    # AT (Nov 20) is outside "1d" (Nov 24): no incidents, and no sample where there is no data.
+    assert value(samples, "postmortem_bot_kpi_incidents", window="1d", service="") == 0
+    assert (
+        "postmortem_bot_kpi_mean_time_to_resolve_seconds",
+        frozenset({"window": "1d", "service": ""}.items()),
+    ) not in samples
+    assert value(samples, "postmortem_bot_response_target_seconds") == 900
+
+
+def test_windows_are_local_days_across_daylight_saving() -> None:
+    # Berlin leaves summer time on Oct 25, 2026: the 7 local days to the end of Oct 28 are 169 hours.
+    now = datetime(2026, 10, 28, 12, tzinfo=UTC)
+    since, until = window_bounds(now, BERLIN, 7)
+    assert since == datetime(2026, 10, 21, 22, tzinfo=UTC) and until == datetime(2026, 10, 28, 23, tzinfo=UTC)
 
 
 def test_action_items_overdue_by_the_local_day_and_outbox_depth(engine: Engine, session: Session) -> None:
@@ -122,26 +126,57 @@ def test_action_items_overdue_by_the_local_day_and_outbox_depth(engine: Engine, 
     assert value(samples, "postmortem_bot_action_items_overdue") == 2
     _, in_utc = scrape(engine, tz=ZoneInfo("UTC"))
     assert value(in_utc, "postmortem_bot_action_items_overdue") == 1
-    depth = {status: value(samples, "postmortem_bot_outbox_depth", status=status) for status in OutboxStatus}
-    assert depth == {"pending": 2, "sent": 1, "parked": 1, "dropped": 0}
+    # Sent rows are history, not depth.
+    depth = {
+        (dict(labels)["status"]): v
+        for (name, labels), v in samples.items()
+        if name == "postmortem_bot_outbox_depth"
+    }
+    assert depth == {"pending": 2, "parked": 1}  # sent and dropped rows are history
     assert value(samples, "postmortem_bot_outbox_oldest_pending_seconds") == (NOW - AT).total_seconds()
+    assert value(samples, "postmortem_bot_degraded") == 1  # a parked row: /healthz says degraded too
+    # Resolved without a published post-mortem: the second checkout one and the one without a service.
+    assert value(samples, "postmortem_bot_postmortems_unwritten") == 2
 
 
 def test_an_empty_database_still_exports_every_family(engine: Engine) -> None:
     text, samples = scrape(engine)
     assert value(samples, "postmortem_bot_action_items_open") == 0
+    for name, _ in KPI_METRICS.values():
+        assert f"# TYPE postmortem_bot_{name} gauge" in text
+    assert "# TYPE postmortem_bot_incidents_total counter" in text
+    assert "oldest_unwritten" not in text  # nothing is waiting
     assert value(samples, "postmortem_bot_outbox_oldest_pending_seconds") == 0
-    for kind in ("time_to_acknowledge", "time_to_first_response", "time_to_resolve", "documentation_latency"):
-        assert f"# TYPE postmortem_bot_{kind}_seconds histogram" in text
 
 
-def test_a_scrape_reads_the_database_now_not_a_count_kept_in_the_process(
-    engine: Engine, session: Session
-) -> None:
-    registry = metrics_registry(engine=engine, tz=BERLIN, now=lambda: NOW)
-    before = generate_latest(registry).decode()
+def test_a_scrape_serves_the_last_refresh_and_never_queries_the_database(
+    engine: Engine, session: Session, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(timezone="Europe/Berlin")
+    snapshot = MetricsSnapshot(engine=engine, settings=settings, now=lambda: NOW)
+    before = snapshot.exposition().decode()  # the first scrape computes the figures once
     assert "postmortem_bot_incidents_total{" not in before
     add_incident(session, at=AT, service="search")
     session.commit()
-    after = generate_latest(registry).decode()
+    monkeypatch.setattr(engine, "connect", lambda *a, **k: (_ for _ in ()).throw(AssertionError("queried")))
+    assert snapshot.exposition().decode() == before
+    monkeypatch.undo()
+    snapshot.refresh()
+    after = snapshot.exposition().decode()
     assert 'postmortem_bot_incidents_total{service="search",urgency="high"} 1.0' in after
+
+
+def test_promtool_check_metrics_is_clean(engine: Engine, session: Session) -> None:
+    fixed_data_set(session)
+    text, _ = scrape(engine)
+    checked = subprocess.run(
+        [debian_binary("promtool"), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), (
+        checked.stdout + checked.stderr
+    )

@@ -112,7 +112,7 @@ def test_publish_records_instant_revision_and_document(session: Session) -> None
     assert "root_cause" in result.revision.changed_fields
     document = render_document(session=session, incident=incident, postmortem=result.postmortem, tz=UTC)
     assert "# Post-mortem: Checkout is down" in document
-    assert "- [ ] Alert on pool saturation (owner: <@U0ALICE>, due 2026-12-01)" in document
+    assert "- [ ] Alert on pool saturation (owner: @U0ALICE, due 2026-12-01)" in document
     assert "| Resolution time | 20 min |" in document
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from sqlmodel import Session, col, select
 
-from bot.core.config import Settings, load_settings
+from bot.core.config import ConfigError, Settings, load_settings
 from bot.core.models import ActionItem, OutboxMessage, Postmortem
 from bot.devtools.sandbox.block_checks import validate_message_blocks
 from bot.loop.reminders import send_nudges, send_retro_reminder, snooze
@@ -45,8 +46,8 @@ def test_retro_reminder_lists_what_was_published_since_the_last_retro(session: S
     add_action_item(session, before, text="Done already", completed_at=RETRO - timedelta(days=1))
     session.commit()
 
-    send_retro_reminder(session=session, settings=SETTINGS, now=RETRO, scheduled_for=RETRO)
-    send_retro_reminder(
+    assert send_retro_reminder(session=session, settings=SETTINGS, now=RETRO, scheduled_for=RETRO)
+    assert not send_retro_reminder(
         session=session, settings=SETTINGS, now=RETRO + timedelta(minutes=1), scheduled_for=RETRO
     )
     rows = outbox(session)
@@ -73,12 +74,13 @@ RESOLVED = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
 
 def test_unwritten_postmortem_nudges_owner_twice_then_the_channel(session: Session) -> None:
     incident_id = _unwritten(session, resolved=RESOLVED)
-    sweeps = [23, 24, 25, 48, 72, 73, 120, 121, 200]
+    # Resolved on a Monday at 10:00: 120 h later is a Saturday, so the channel hears on Monday (168 h).
+    sweeps = [23, 24, 25, 48, 72, 73, 120, 121, 168, 169, 200]
     sent = {
         hours: send_nudges(session=session, settings=SETTINGS, now=RESOLVED + timedelta(hours=hours))
         for hours in sweeps
     }
-    assert sent == {23: 0, 24: 1, 25: 0, 48: 0, 72: 1, 73: 0, 120: 1, 121: 0, 200: 0}
+    assert sent == {23: 0, 24: 1, 25: 0, 48: 0, 72: 1, 73: 0, 120: 0, 121: 0, 168: 1, 169: 0, 200: 0}
     rows = outbox(session)
     assert [(r.key, r.channel) for r in rows] == [
         (f"nudge:postmortem:{incident_id}:0", "U0OWNER"),
@@ -98,7 +100,8 @@ def test_nudges_stop_once_published_and_skip_a_backlog(session: Session) -> None
     postmortem = session.exec(select(Postmortem).where(Postmortem.incident_id == first)).one()
     postmortem.published_at = RESOLVED + timedelta(hours=100)
     session.commit()
-    assert send_nudges(session=session, settings=SETTINGS, now=RESOLVED + timedelta(hours=121)) == 1
+    assert send_nudges(session=session, settings=SETTINGS, now=RESOLVED + timedelta(hours=97)) == 0
+    assert send_nudges(session=session, settings=SETTINGS, now=RESOLVED + timedelta(hours=168)) == 1
     assert outbox(session)[-1].key == f"nudge:postmortem:{second}:2"
 
 
@@ -122,6 +125,28 @@ def test_no_nudges_outside_working_hours(session: Session) -> None:
     _unwritten(session, resolved=RESOLVED)
     assert send_nudges(session=session, settings=SETTINGS, now=RESOLVED + timedelta(hours=24 + 12)) == 0
     assert outbox(session) == []
+
+
+def test_no_nudges_on_weekends_unless_working_days_say_so(session: Session) -> None:
+    friday = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    _unwritten(session, resolved=friday)
+    saturday, monday = friday + timedelta(days=1), friday + timedelta(days=3)
+    assert send_nudges(session=session, settings=SETTINGS, now=saturday) == 0
+    daily = load_settings(working_days="daily", timezone="UTC")
+    assert send_nudges(session=session, settings=daily, now=saturday) == 1
+    assert send_nudges(session=session, settings=SETTINGS, now=monday) == 1  # the 72 h stage, on Monday
+    # Working days are days in TIMEZONE: Sunday 23:30 UTC is Monday 08:30 in Tokyo (before 9:00), and
+    # Monday 09:30 there.
+    tokyo = load_settings(timezone="Asia/Tokyo")
+    sunday_late = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)
+    assert send_nudges(session=session, settings=tokyo, now=sunday_late) == 0
+    assert send_nudges(session=session, settings=tokyo, now=sunday_late + timedelta(hours=1)) == 0  # sent
+    assert send_nudges(session=session, settings=SETTINGS, now=sunday_late + timedelta(hours=1)) == 0
+
+
+def test_working_days_are_checked_at_start_up() -> None:
+    with pytest.raises(ConfigError, match=r"WORKING_DAYS: .*unknown day 'someday'"):
+        load_settings(working_days="mon,someday")
 
 
 def test_action_item_nudged_on_its_due_date_and_weekly_after(session: Session) -> None:

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 from bot.core.config import load_settings
 from bot.core.models import Announcement, OutboxMessage
 from bot.devtools.sandbox.block_checks import validate_message_blocks
+from bot.domain.incidents import refresh_durations
 from bot.loop.wins import announce
 from tests.factories import add_incident
 from tests.golden import assert_golden
@@ -74,6 +75,25 @@ def test_week_wins_are_announced_once_and_name_the_people(session: Session) -> N
     assert "<@U0ALICE> and <@U0BOB>" in rows[0].payload["blocks"][1]["text"]["text"]
     assert "<@U0ALICE> and <@U0CAROL>" in rows[1].payload["blocks"][1]["text"]["text"]
     assert "50%" in rows[2].payload["text"]
+
+
+def test_a_week_is_judged_only_once_none_of_its_incidents_is_open(session: Session) -> None:
+    # The week before: one hour to resolve. This week: a 10-minute incident, and one still open at Monday
+    # 00:15 that will take 8 hours: no "improved by 83%" on figures it is about to change.
+    add_incident(session, at=WEEK - timedelta(days=3), response=1200, resolve=3600, document=60)
+    add_incident(session, at=WEEK + timedelta(days=1), response=300, resolve=600, document=60)
+    still_open = add_incident(session, at=WEEK + timedelta(days=6, hours=20), response=300, document=None)
+    session.commit()
+    monday = WEEK + timedelta(days=7, minutes=15)
+    assert announce(session=session, settings=SETTINGS, now=monday) == []
+    # Resolved 8 hours after its trigger: the week is final, and it was not an improvement.
+    still_open.resolved_at = still_open.triggered_at + timedelta(hours=8)
+    refresh_durations(still_open)
+    session.commit()
+    assert "win:mttr:2026-11-16" not in announce(
+        session=session, settings=SETTINGS, now=monday + timedelta(hours=9)
+    )
+    assert outbox(session) == [] or all("mttr" not in r.key for r in outbox(session))
 
 
 def test_no_week_win_when_one_incident_missed(session: Session) -> None:

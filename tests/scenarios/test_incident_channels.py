@@ -15,6 +15,7 @@ from bot.core.models import ActionItem, InboundDelivery, Incident, TimelineEntry
 from bot.devtools.sandbox import SlackSandbox
 from bot.devtools.stack import LocalStack
 from bot.slack.blocks import Action, Block, Callback
+from tests.markdown import SLACK_MARKUP, outline, plain_text, raw_html
 from tests.scenarios.conftest import ALICE, BOB, CAROL
 from tests.scenarios.test_pagerduty_webhook import post, signed
 
@@ -68,7 +69,10 @@ def summaries(sandbox: SlackSandbox) -> list[dict]:
 def test_from_trigger_to_published_postmortem_with_timeline_and_done_items(stack: LocalStack) -> None:
     sandbox = stack.sandbox
     channel = triggered_channel(stack, ALICE, BOB)
-    ts = sandbox.post_message(ALICE, channel, "Checkout pool is exhausted <!here>, raising it")
+    # As Slack sends it: typed `<b>` arrives escaped, a mention and a broadcast as markup.
+    ts = sandbox.post_message(
+        ALICE, channel, "Checkout pool is exhausted <!here>, raising it &lt;b&gt; <@U0BOB>"
+    )
     sandbox.add_reaction(BOB, channel, ts, "pushpin")
     sandbox.wait_for(lambda: query(stack, select(TimelineEntry).where(TimelineEntry.kind == "message")))
 
@@ -86,16 +90,21 @@ def test_from_trigger_to_published_postmortem_with_timeline_and_done_items(stack
     summary = sandbox.wait_for_message("postmortems", lambda m: m["text"].startswith("Post-mortem published"))
     rendered = json.dumps(summary["blocks"])
     assert "*Timeline*" in rendered
-    assert "Checkout pool is exhausted &lt;!here&gt;, raising it" in rendered and "<!here>" not in rendered
+    # Escaped once (Slack did): the mention stays a mention, `<b>` reads as typed, the broadcast pings nobody.
+    assert "Checkout pool is exhausted @here, raising it &lt;b&gt; <@U0BOB>" in rendered
+    assert "<!here>" not in rendered and "&amp;" not in rendered
     assert "Triggered in PagerDuty: Test (Webhook Tester)" in rendered
     assert "Give the test alert a threshold" in rendered
     [document] = sandbox.wait_for(
         lambda: [f for f in sandbox.files.values() if f["name"].endswith(".md") and f["content"]]
     )
     markdown = document["content"].decode()
-    assert "## Timeline" in markdown and "Checkout pool is exhausted <!here>, raising it" in markdown
-    assert f"<@{ALICE}>: Checkout pool" in markdown and "/archives/" in markdown  # author and permalink
-    assert "- [ ] Give the test alert a threshold (owner: <@U0ALICE>)" in markdown
+    # The document names people (users.info) and keeps their id in the link; no Slack markup is left.
+    read = plain_text(markdown)
+    assert "Timeline" in [text for _, text in outline(markdown)] and raw_html(markdown) == []
+    assert "@alice: Checkout pool is exhausted @here, raising it <b> @bob" in read
+    assert "/archives/" in markdown and f"(slack://user?team=T0SANDBOX&id={ALICE})" in markdown
+    assert "Give the test alert a threshold (owner: @alice)" in read and SLACK_MARKUP.findall(read) == []
 
     # Alice owns it: /postmortem actions lists it. Carol is neither its owner nor in the incident channel:
     # refused, privately. Bob is in the incident channel: he may close it, and the one summary is updated.

@@ -19,6 +19,7 @@ from bot.domain.action_items import ActionItemInput
 from bot.domain.postmortems import PostmortemDraft, save_postmortem
 from bot.flows.postmortems import publish_saved
 from bot.slack.blocks import Action, Block
+from tests.markdown import plain_text, raw_html
 from tests.scenarios.conftest import ALICE, BOB, declare
 from tests.scenarios.test_postmortem_loop import open_modal, summaries
 
@@ -91,10 +92,13 @@ def test_fields_at_their_maximum_with_unicode_and_injection_round_trip(sandbox: 
     assert "<@U0CAROL>" not in rendered  # typed text mentions nobody
     assert "&lt;!channel&gt; &lt;script&gt;" in rendered and "&amp;amp;" in rendered and "😀 漢字" in rendered
     assert "Cut short here; the full document is in the thread" in rendered
-    # The document keeps every character as typed: nothing cut, nothing escaped twice.
+    # The document keeps every character as typed (nothing cut, nothing escaped twice) and none of it
+    # becomes markup: read by a CommonMark parser, the text is what was typed.
+    assert raw_html(markdown) == []
+    read = plain_text(markdown)
     for text in texts.values():
-        assert text.strip() in markdown  # saved without surrounding blanks
-    assert exactly(3000, f"item 4 {INJECTION}").strip() in markdown
+        assert text.strip() in read  # saved without surrounding blanks
+    assert exactly(3000, f"item 4 {INJECTION}").strip() in read
 
 
 def test_sixty_action_items_and_a_3000_character_root_cause_publish_without_a_slack_error(
@@ -128,7 +132,14 @@ def test_sixty_action_items_and_a_3000_character_root_cause_publish_without_a_sl
             at=now,
             tz=ZoneInfo("UTC"),
         )
-        publish_saved(session, incident, result, settings=stack.server.settings, at=now)
+        publish_saved(
+            session,
+            incident,
+            result,
+            settings=stack.server.settings,
+            people=stack.server.runtime.people.lookup,
+            at=now,
+        )
         session.commit()
     engine.dispose()
     stack.server.runtime.outbox.wake()
@@ -140,4 +151,4 @@ def test_sixty_action_items_and_a_3000_character_root_cause_publish_without_a_sl
     rendered = json.dumps(summary["blocks"], ensure_ascii=False)
     assert "…and 18 more action items in the document." in rendered
     assert "Cut short here; the full document is in the thread" in rendered
-    assert root_cause in markdown and "Action item number 59" in markdown
+    assert root_cause.strip() in plain_text(markdown) and "Action item number 59" in markdown
