@@ -153,6 +153,9 @@ def test_a_refusal_parks_the_item_with_the_reason_and_healthz_says_degraded(
     assert link.sync == "parked" and "401" in (link.last_error or "")
     health = json.loads(urllib.request.urlopen(stack.bot_url + "/healthz").read())
     assert health["status"] == "degraded" and health["trackers"]["parked"] == 1
+    # /metrics serves the last periodic refresh: take one now rather than wait for it.
+    assert stack.server is not None and stack.server.process is not None
+    stack.server.process.metrics.refresh()
     metrics = urllib.request.urlopen(stack.bot_url + "/metrics").read().decode()
     assert 'postmortem_bot_tracker_links{state="parked"} 1.0' in metrics
 
