@@ -34,6 +34,12 @@ def refresh_durations(incident: Incident) -> None:
     incident.seconds_to_document = _seconds_between(incident.resolved_at, incident.postmortem_published_at)
 
 
+def owes_postmortem(incident: Incident) -> bool:
+    """Merged and record-only incidents (bot/domain/pagerduty_lifecycle.py) get no prompt, no nudge and no
+    place in the KPIs."""
+    return incident.merged_into is None and incident.recorded_only is None
+
+
 def earliest(current: datetime | None, candidate: datetime) -> datetime:
     return candidate if current is None or candidate < current else current
 

@@ -1,5 +1,5 @@
-"""PagerDuty Webhooks V3: signatures, parsing, and the incident lifecycle they drive. No Slack here: what the
-bot posts about an event is bot/flows/incident_events.py's.
+"""PagerDuty Webhooks V3: signatures, the event types, parsing. What each event does to an incident is
+bot/domain/pagerduty_lifecycle.py's; what the bot posts about it, bot/flows/incident_events.py's.
 
 PagerDuty's delivery model (docs/architecture.md, "PagerDuty") shapes everything below: one event per
 delivery, delivered at least once (retried for up to 48 h), ordered only loosely per incident. So every
@@ -17,25 +17,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, select
-
-from bot.core.db import insert_ignoring_duplicates
-from bot.core.models import Incident, TimelineEntry
-from bot.domain.incidents import acknowledge_incident, earliest, refresh_durations, resolve_incident
+from urllib.parse import urlsplit
 
 SOURCE = "pagerduty"
 SIGNATURE_HEADER = "X-PagerDuty-Signature"
 
 
 class EventType(StrEnum):
+    """Every incident event type of PagerDuty's V3 webhooks (its "Event Types" list; docs/pagerduty.md says
+    what the bot does with each). Early-access types (incident.conference_bridge.updated,
+    incident.custom_field_values.updated, incident.action_invocation.*) are archived and ignored."""
+
     TRIGGERED = "incident.triggered"
     ACKNOWLEDGED = "incident.acknowledged"
+    UNACKNOWLEDGED = "incident.unacknowledged"
     RESOLVED = "incident.resolved"
+    REOPENED = "incident.reopened"
     REASSIGNED = "incident.reassigned"
+    ESCALATED = "incident.escalated"
+    DELEGATED = "incident.delegated"
     PRIORITY_UPDATED = "incident.priority_updated"
     ANNOTATED = "incident.annotated"
+    RESPONDER_ADDED = "incident.responder.added"
+    RESPONDER_REPLIED = "incident.responder.replied"
+    STATUS_UPDATE_PUBLISHED = "incident.status_update_published"
 
 
 class Outcome(StrEnum):
@@ -44,6 +49,7 @@ class Outcome(StrEnum):
     PROCESSED = "processed"
     IGNORED = "ignored"  # an event type or resource the bot does not track; archived all the same
     WAITING = "waiting"  # a note about an incident not seen yet; processed when the incident arrives
+    ABANDONED = "abandoned"  # waited longer than its incident could still arrive; archived, marked processed
 
 
 class MalformedDelivery(ValueError):
@@ -85,11 +91,18 @@ class PagerDutyEvent:
 
     @property
     def incident_id(self) -> str | None:
-        """PagerDuty's incident id. For `incident.annotated`, `data.id` is the note and the incident is
-        `data.incident.id`; for the other incident events, `data` is the incident itself."""
+        """PagerDuty's incident id. For a note, a responder or a status update, `data.id` is that object's
+        and the incident is `data.incident.id`; for the other incident events, `data` is the incident."""
         if self.data.get("type") == "incident":
             return _str(self.data.get("id"))
         return _str((self.data.get("incident") or {}).get("id"))
+
+    @property
+    def account(self) -> str:
+        """The PagerDuty account: the host of the incident's web link ("acme.pagerduty.com"). Ids and
+        numbers are only unique within an account; "" when the event carries no link."""
+        reference = self.data if self.data.get("type") == "incident" else self.data.get("incident") or {}
+        return (urlsplit(_str(reference.get("html_url")) or "").hostname or "")[:255]
 
     @property
     def incident(self) -> dict[str, Any] | None:
@@ -114,8 +127,26 @@ def parse_instant(value: object) -> datetime | None:
 
 # The fields the bot reads from `event.data`, with the longest value its columns hold: a delivery whose
 # fields have other types or sizes is not one PagerDuty sends, and gets 400 instead of failing later.
-_DATA_STRINGS = {"id": 64, "type": 64, "title": 100_000, "summary": 100_000, "urgency": 32, "html_url": 1024}
-_DATA_OBJECTS = {"incident": {"id": 64, "html_url": 1024}, "service": {"id": 64}, "priority": {"summary": 64}}
+_DATA_STRINGS = {
+    "id": 64,
+    "type": 64,
+    "title": 100_000,
+    "summary": 100_000,
+    "urgency": 32,
+    "html_url": 1024,
+    "status": 32,
+    "message": 100_000,
+    "content": 100_000,
+    "state": 32,
+}
+_DATA_OBJECTS = {
+    "incident": {"id": 64, "html_url": 1024},
+    "service": {"id": 64},
+    "priority": {"summary": 64},
+    "user": {"id": 64, "summary": 255},
+    "escalation_policy": {"summary": 255},
+    "resolve_reason": {"type": 64},
+}
 
 
 def _data_shape_problem(data: dict[str, Any]) -> str | None:
@@ -180,162 +211,4 @@ def parse_event(body: bytes) -> PagerDutyEvent:
         occurred_at=occurred_at,
         agent=_str(agent.get("summary")) if isinstance(agent, dict) else None,
         data=data,
-    )
-
-
-@dataclass(frozen=True)
-class Applied:
-    """An event applied to the records: the incident, whether this event created it, and whether it
-    resolved it (the flow posts about either)."""
-
-    incident: Incident
-    created: bool
-    resolved_now: bool
-
-
-def waiting_reason(pagerduty_id: str) -> str:
-    return f"waiting for incident {pagerduty_id}"
-
-
-def apply_to_records(*, session: Session, event: PagerDutyEvent, at: datetime) -> Applied | Outcome:
-    """Update the incident and its timeline from one event: Applied, or IGNORED (not an incident event
-    the bot tracks) or WAITING (a note about an incident not seen yet)."""
-    pagerduty_id = event.incident_id
-    if event.resource_type != "incident" or event.event_type not in EventType.__members__.values():
-        return Outcome.IGNORED
-    if pagerduty_id is None:
-        return Outcome.IGNORED
-    incident = _locked_incident(session, pagerduty_id)
-    created = False
-    if incident is None:
-        if event.incident is None:
-            return Outcome.WAITING
-        incident, created, resolved_now = _create_incident(session, event, at=at)
-    if not created:
-        resolved_now = _apply_to_incident(session, incident, event, at=at, first=False)
-        session.add(incident)
-        session.flush()
-    _add_timeline_entry(session, incident, event, at=at)
-    return Applied(incident=incident, created=created, resolved_now=resolved_now)
-
-
-def _locked_incident(session: Session, pagerduty_id: str) -> Incident | None:
-    statement = select(Incident).where(Incident.pagerduty_id == pagerduty_id).with_for_update()
-    return session.exec(statement).first()
-
-
-def _triggered_instant(event: PagerDutyEvent) -> datetime:
-    """The incident's start: `data.created_at`, which every incident event carries with the same value,
-    so the instant does not depend on which event arrives first. Without it, the `incident.triggered`
-    event's own `occurred_at` (any other event's `occurred_at` is only an upper bound, corrected by the
-    earliest-wins rule when a better value arrives)."""
-    data = event.incident or {}
-    return parse_instant(data.get("created_at")) or event.occurred_at
-
-
-def _apply_to_incident(
-    session: Session | None, incident: Incident, event: PagerDutyEvent, *, at: datetime, first: bool
-) -> bool:
-    """Merge the event into the incident; True when this resolved it. `first`: the incident is new (not
-    stored yet), so this event is the newest seen and no timeline needs reading."""
-    if event.incident is not None:
-        newest = None if first or session is None else _newest_event_instant(session, incident)
-        _merge_incident_data(incident, event, describe=first or newest is None or event.occurred_at >= newest)
-    resolved_now = False
-    match event.event_type:
-        case EventType.ACKNOWLEDGED:
-            acknowledge_incident(incident=incident, at=event.occurred_at)
-        case EventType.RESOLVED:
-            resolved_now = resolve_incident(incident=incident, at=event.occurred_at)
-    incident.updated_at = max(incident.updated_at, at)
-    return resolved_now
-
-
-def _create_incident(session: Session, event: PagerDutyEvent, *, at: datetime) -> tuple[Incident, bool, bool]:
-    """Insert the incident with the event already applied (one INSERT); on a concurrent insert of the same
-    PagerDuty id, apply the event to the winner's row. Returns (incident, created, resolved_now)."""
-    data = event.incident or {}
-    incident = Incident(
-        pagerduty_id=event.incident_id,
-        number=data.get("number") if isinstance(data.get("number"), int) else None,
-        title=(_str(data.get("title")) or _str(data.get("summary")) or "Untitled incident")[:1024],
-        triggered_at=_triggered_instant(event),
-        created_at=at,
-        updated_at=at,
-    )
-    resolved_now = _apply_to_incident(None, incident, event, at=at, first=True)
-    try:
-        with session.begin_nested():
-            session.add(incident)
-    except IntegrityError:
-        existing = _locked_incident(session, event.incident_id or "")
-        assert existing is not None
-        return existing, False, False
-    return incident, True, resolved_now
-
-
-def _merge_incident_data(incident: Incident, event: PagerDutyEvent, *, describe: bool) -> None:
-    """Instants merge by the earliest-wins rule; descriptive fields come from the newest event only, so a
-    late, older delivery cannot roll back a priority change."""
-    data = event.incident or {}
-    triggered = earliest(incident.triggered_at, _triggered_instant(event))
-    if triggered != incident.triggered_at:
-        incident.triggered_at = triggered
-        refresh_durations(incident)
-    if not describe:
-        return
-    service = data.get("service") or {}
-    priority = data.get("priority") or {}
-    incident.number = data["number"] if isinstance(data.get("number"), int) else incident.number
-    incident.title = (_str(data.get("title")) or incident.title)[:1024]
-    incident.service_id = _str(service.get("id")) or incident.service_id
-    incident.service_name = (_str(service.get("summary")) or incident.service_name or "")[:255] or None
-    incident.urgency = _str(data.get("urgency")) or incident.urgency
-    incident.priority = (_str(priority.get("summary")) or None) if "priority" in data else incident.priority
-    incident.html_url = _str(data.get("html_url")) or incident.html_url
-
-
-def _newest_event_instant(session: Session, incident: Incident) -> datetime | None:
-    statement = select(func.max(TimelineEntry.occurred_at)).where(
-        TimelineEntry.incident_id == incident.id, col(TimelineEntry.source_key).startswith("pagerduty:")
-    )
-    return session.exec(statement).first()
-
-
-def _timeline_text(event: PagerDutyEvent) -> str:
-    data = event.data
-    by = f" by {event.agent}" if event.agent else ""
-    match event.event_type:
-        case EventType.TRIGGERED:
-            service = (data.get("service") or {}).get("summary")
-            return f"Triggered in PagerDuty: {data.get('title') or ''}" + (f" ({service})" if service else "")
-        case EventType.ACKNOWLEDGED:
-            return f"Acknowledged in PagerDuty{by}"
-        case EventType.RESOLVED:
-            return f"Resolved in PagerDuty{by}"
-        case EventType.REASSIGNED:
-            names = [a.get("summary") for a in data.get("assignees") or [] if a.get("summary")]
-            return f"Reassigned to {', '.join(names) or 'nobody'}{by}"
-        case EventType.PRIORITY_UPDATED:
-            priority = (data.get("priority") or {}).get("summary") or "none"
-            return f"Priority set to {priority}{by}"
-        case _:
-            return f"Note{by}: {data.get('content') or ''}".strip()
-
-
-def _add_timeline_entry(session: Session, incident: Incident, event: PagerDutyEvent, *, at: datetime) -> None:
-    link = _str(event.data.get("html_url")) or _str((event.data.get("incident") or {}).get("html_url"))
-    insert_ignoring_duplicates(
-        session,
-        TimelineEntry,
-        {
-            "incident_id": incident.id,
-            "source_key": f"pagerduty:{event.id}",
-            "kind": event.event_type.removeprefix("incident."),
-            "occurred_at": event.occurred_at,
-            "author": (event.agent or "")[:255] or None,
-            "text": _timeline_text(event),
-            "permalink": link,
-            "created_at": at,
-        },
     )

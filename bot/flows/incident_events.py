@@ -1,7 +1,8 @@
 """A PagerDuty event, as the delivery processor applies it: the incident and its timeline change
-(bot/domain/pagerduty.py), and the bot posts about it with the same rule as a slash command
+(bot/domain/pagerduty_lifecycle.py), and the bot posts about it with the same rule as a slash command
 (`announce_change`): the card follows, a resolution prompts the post-mortem, a new incident is owed its
-channel. Notes that arrived before their incident are replayed once it exists."""
+channel, a reopen after publication asks for a review. Events that arrived before their incident are
+replayed once it exists, and given up after `NOTE_WAIT`."""
 
 from __future__ import annotations
 
@@ -12,29 +13,33 @@ from sqlmodel import Session
 from bot.core.config import Settings
 from bot.core.models import InboundDelivery
 from bot.domain.deliveries import recheck_waiting_at, waiting_deliveries
-from bot.domain.pagerduty import (
-    SOURCE,
+from bot.domain.pagerduty import SOURCE, Outcome, PagerDutyEvent, parse_event
+from bot.domain.pagerduty_lifecycle import (
+    NOTE_WAIT,
     Applied,
-    Outcome,
-    PagerDutyEvent,
     apply_to_records,
-    parse_event,
+    gave_up_reason,
     waiting_reason,
 )
 from bot.flows.incidents import announce_change
-from bot.slack.notices import enqueue_incident_channel
+from bot.slack.notices import enqueue_incident_channel, enqueue_review_request
 
 
 def process_delivery(
     *, session: Session, delivery: InboundDelivery, settings: Settings, at: datetime
 ) -> Outcome:
     """Apply a stored delivery (locked by the caller) and mark it processed, in the caller's transaction;
-    a note whose incident is not known yet is marked waiting instead (its incident replays it)."""
+    one whose incident is not known yet is marked waiting instead (its incident replays it), and after
+    `NOTE_WAIT` it is marked processed with the reason it was given up (nothing waits forever)."""
     event = parse_event(delivery.body.encode())
     outcome = apply_event(session=session, event=event, settings=settings, at=at)
-    if outcome == Outcome.WAITING:
-        delivery.error = waiting_reason(event.incident_id or "")
-        delivery.next_attempt_at = recheck_waiting_at(delivery, at=at)
+    if outcome == Outcome.WAITING and at - delivery.received_at >= NOTE_WAIT:
+        outcome = Outcome.ABANDONED
+        delivery.processed_at = at
+        delivery.error = gave_up_reason(event.account, event.incident_id or "")
+    elif outcome == Outcome.WAITING:
+        delivery.error = waiting_reason(event.account, event.incident_id or "")
+        delivery.next_attempt_at = min(recheck_waiting_at(delivery, at=at), delivery.received_at + NOTE_WAIT)
     else:
         delivery.processed_at = at
         delivery.error = None
@@ -48,18 +53,19 @@ def apply_event(*, session: Session, event: PagerDutyEvent, settings: Settings, 
     if not isinstance(applied, Applied):
         return applied
     incident = applied.incident
+    reason = f"pagerduty:{event.id}"
     announce_change(
-        session,
-        incident,
-        settings=settings,
-        at=at,
-        resolved_now=applied.resolved_now,
-        reason=f"pagerduty:{event.id}",
+        session, incident, settings=settings, at=at, resolved_now=applied.resolved_now, reason=reason
     )
-    if applied.created:
+    if applied.reopened_now and incident.postmortem_published_at is not None:
+        enqueue_review_request(session=session, incident=incident, at=at, reason=reason)
+    if applied.opens_channel:
         enqueue_incident_channel(session=session, incident=incident, settings=settings, at=at)
+    if applied.created:
         for waiting in waiting_deliveries(
-            session, source=SOURCE, reason=waiting_reason(incident.pagerduty_id or "")
+            session,
+            source=SOURCE,
+            reason=waiting_reason(incident.pagerduty_account, incident.pagerduty_id or ""),
         ):
             process_delivery(session=session, delivery=waiting, settings=settings, at=at)
     return Outcome.PROCESSED

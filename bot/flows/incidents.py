@@ -22,6 +22,7 @@ from bot.domain.incidents import (
     display_id,
     get_incident,
     incident_for_channel,
+    owes_postmortem,
     record_first_response,
     resolve_incident,
 )
@@ -174,7 +175,7 @@ def channel_opened(
         incident,
         settings=settings,
         at=now,
-        resolved_now=incident.resolved_at is not None,
+        resolved_now=incident.resolved_at is not None and owes_postmortem(incident),
         reason="channel",
     )
 

@@ -90,6 +90,10 @@ def enqueue_incident_card(
         fields.append(("Urgency", escape_mrkdwn(incident.urgency)))
     if incident.priority:
         fields.append(("Priority", escape_mrkdwn(incident.priority)))
+    if incident.merged_into:
+        fields.append(("Merged into", f"PagerDuty incident {escape_mrkdwn(incident.merged_into)}"))
+    if incident.reopened_at and incident.status != "resolved":
+        fields.append(("Reopened", format_instant(incident.reopened_at, tz)))
     text, card = messages.incident_card(
         title=incident.title,
         incident_ref=display_id(incident),
@@ -122,6 +126,23 @@ def enqueue_resolve_prompt(*, session: Session, incident: Incident, at: datetime
         minutes=minutes,
     )
     enqueue(session, key=prompt_key(incident), channel=incident.channel_id, at=at, text=text, blocks=prompt)
+
+
+def enqueue_review_request(*, session: Session, incident: Incident, at: datetime, reason: str) -> None:
+    """The incident was reopened after its post-mortem was published: its channel hears that the
+    post-mortem needs a review (once per reopen: keyed by the event that reopened it)."""
+    if not incident.channel_id:
+        return
+    enqueue(
+        session,
+        key=f"review:{incident.id}:{reason}",
+        channel=incident.channel_id,
+        at=at,
+        text=(
+            f":warning: Incident {display_id(incident)} was reopened after its post-mortem was published: "
+            "the post-mortem needs a review once the incident is resolved again."
+        ),
+    )
 
 
 def incident_channel_target(incident: Incident, settings: Settings) -> tuple[str, bool]:

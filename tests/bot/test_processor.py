@@ -15,8 +15,9 @@ from sqlmodel import Session, func, select
 from bot.core.config import load_settings
 from bot.core.db import session_scope
 from bot.core.models import InboundDelivery, Incident, TimelineEntry
-from bot.domain.deliveries import FAILING_AFTER_ATTEMPTS, archive_delivery
+from bot.domain.deliveries import FAILING_AFTER_ATTEMPTS, archive_delivery, backlog
 from bot.domain.pagerduty import SOURCE, Outcome
+from bot.domain.pagerduty_lifecycle import NOTE_WAIT
 from bot.flows import incident_events
 from bot.runtime.processor import DeliveryProcessor
 from bot.runtime.server import build_process, create_wsgi_app
@@ -133,7 +134,10 @@ def test_a_note_before_its_incident_waits_and_is_looked_at_again_later(engine: E
     worker = processor(engine)
     assert worker.process_next(NOW) == Outcome.WAITING
     [note] = rows(engine).values()
-    assert (note.processed_at, note.error) == (None, "waiting for incident Q2CKYRLH85UNN4")
+    assert (note.processed_at, note.error) == (
+        None,
+        "waiting for incident Q2CKYRLH85UNN4 of aldaviva.pagerduty.com",
+    )
     assert note.attempts == 0 and note.next_attempt_at == NOW + timedelta(seconds=1)  # not a failure
     assert worker.process_next(NOW) is None
     # Looked at again later, still no incident: the wait grows with the note's age.
@@ -145,6 +149,29 @@ def test_a_note_before_its_incident_waits_and_is_looked_at_again_later(engine: E
     assert worker.run_once(later) == 1
     assert {row.processed_at for row in rows(engine).values()} == {later}
     assert count(engine, TimelineEntry) == 2
+
+
+def test_a_note_whose_incident_never_comes_is_given_up_after_the_bound_and_health_stays_ok(
+    engine: Engine,
+) -> None:
+    store(engine, pagerduty_file("incident.annotated.json"))
+    worker = processor(engine)
+    at, outcome = NOW, None
+    for _ in range(1000):  # 48 h of looks at most 5 minutes apart, and a bound if that changed
+        outcome = worker.process_next(at)
+        assert outcome in (Outcome.WAITING, Outcome.ABANDONED)
+        [note] = rows(engine).values()
+        # Never looked at after the bound: the last look is at it, not a growing wait past it.
+        assert note.next_attempt_at is None or note.next_attempt_at <= note.received_at + NOTE_WAIT
+        at = note.next_attempt_at or at
+        if outcome == Outcome.ABANDONED:
+            break
+    [note] = rows(engine).values()
+    assert outcome == Outcome.ABANDONED and at == note.received_at + NOTE_WAIT
+    assert note.processed_at == at
+    assert note.error == "incident Q2CKYRLH85UNN4 of aldaviva.pagerduty.com never arrived within 48 h"
+    with Session(engine) as session:
+        assert backlog(session, source=SOURCE) == {"unprocessed": 0, "retrying": 0, "failing": 0}
 
 
 def test_two_processors_at_once_process_each_delivery_once(engine: Engine) -> None:
