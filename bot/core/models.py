@@ -53,6 +53,8 @@ class Incident(SQLModel, table=True):
         Index("ix_incidents_resolved_at", "resolved_at"),
         Index("ix_incidents_service_triggered", "service_name", "triggered_at"),
         Index("ix_incidents_channel_id", "channel_id"),
+        # A service's incidents, newest first: renaming the service renames them (pagerduty_lifecycle.py).
+        Index("ix_incidents_service_id_triggered", "service_id", "triggered_at"),
         # KPIs (bot/loop/kpis.py): the per-service aggregates read this index alone, in service order; medians
         # read the middle of a duration's order (per service, or overall) without sorting.
         Index(

@@ -9,6 +9,7 @@ import re
 import unicodedata
 from datetime import datetime
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, or_, select
 
 from bot.core.db import insert_ignoring_duplicates, serialize_on
@@ -38,6 +39,11 @@ def owes_postmortem(incident: Incident) -> bool:
     """Merged and record-only incidents (bot/domain/pagerduty_lifecycle.py) get no prompt, no nudge and no
     place in the KPIs."""
     return incident.merged_into is None and incident.recorded_only is None
+
+
+def counted_incidents() -> list[ColumnElement[bool]]:
+    """The SQL form of `owes_postmortem`: the incidents KPIs, digests, nudges and metrics count."""
+    return [col(Incident.merged_into).is_(None), col(Incident.recorded_only).is_(None)]
 
 
 def earliest(current: datetime | None, candidate: datetime) -> datetime:
@@ -102,6 +108,20 @@ def incident_channel_name(*, prefix: str, number: int | None, title: str) -> str
     room = MAX_CHANNEL_NAME - len(head) - 1
     slug = slug[:room].rstrip("-") if room > 0 else ""
     return f"{head}-{slug}" if slug else head[:MAX_CHANNEL_NAME]
+
+
+# How many names an incident channel may try: `name`, `name-2` ... `name-{CHANNEL_NAME_TRIES}`.
+CHANNEL_NAME_TRIES = 50
+
+
+def channel_name_variants(name: str) -> list[str]:
+    """`name`, then `name-2`, `name-3` ...: the names an incident channel tries when one is taken, each
+    within Slack's 80 characters (the name is shortened, never the suffix)."""
+    variants = [name]
+    for n in range(2, CHANNEL_NAME_TRIES + 1):
+        suffix = f"-{n}"
+        variants.append(name[: MAX_CHANNEL_NAME - len(suffix)].rstrip("-") + suffix)
+    return variants
 
 
 def shown_publicly(incident: Incident, postmortem: Postmortem | None = None) -> bool:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -94,6 +95,7 @@ def apply_to_records(*, session: Session, event: PagerDutyEvent, at: datetime) -
         _settle_status(session, incident, at=at)
     session.add(incident)
     session.flush()
+    _settle_service_name(session, incident)
     resolved = incident.status == IncidentStatus.RESOLVED
     with_channel = created or revived
     return Applied(
@@ -228,6 +230,35 @@ def _settle_status(session: Session, incident: Incident, *, at: datetime) -> Non
         incident.resolved_at, incident.reopened_at, incident.status = resolved_at, reopened, status
         refresh_durations(incident)
         incident.updated_at = max(incident.updated_at, at)
+
+
+def _settle_service_name(session: Session, incident: Incident) -> None:
+    """A service is its PagerDuty id; KPIs group by `service_name`, so every incident of a service carries
+    the service's current name (a renamed service stays one service), and a name that another service
+    has too gets the id after it (two services called "Checkout" stay two)."""
+    if incident.service_id is None or incident.service_name is None:
+        return
+    name = incident.service_name.removesuffix(f" ({incident.service_id})")
+    taken = session.exec(
+        select(Incident.id)
+        .where(Incident.service_name == name, col(Incident.service_id).is_distinct_from(incident.service_id))
+        .limit(1)
+    ).first()
+    name = f"{name[: 252 - len(incident.service_id)]} ({incident.service_id})" if taken else name
+    latest_other = session.exec(
+        select(Incident.service_name)
+        .where(Incident.service_id == incident.service_id, Incident.id != incident.id)
+        .order_by(col(Incident.triggered_at).desc())
+        .limit(1)
+    ).first()
+    incident.service_name = name
+    session.add(incident)
+    if latest_other is not None and latest_other != name:
+        session.execute(
+            update(Incident)
+            .where(col(Incident.service_id) == incident.service_id, col(Incident.service_name) != name)
+            .values(service_name=name)
+        )
 
 
 def _newest_event_instant(session: Session, incident: Incident) -> datetime | None:

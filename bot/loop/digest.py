@@ -18,7 +18,7 @@ from bot.core.config import Settings
 from bot.core.models import ActionItem, ActionItemStatus, Incident, Postmortem
 from bot.core.rendering import format_instant, render
 from bot.domain.action_items import TRACKERS
-from bot.domain.incidents import display_id, public_item_text, public_title
+from bot.domain.incidents import counted_incidents, display_id, public_item_text, public_title
 from bot.loop.charts import ChartSeries, chart_series, render_chart
 from bot.loop.kpis import (
     KPI_FIELDS,
@@ -103,6 +103,7 @@ def digest_message(
         col(Incident.resolved_at).is_not(None),
         col(Incident.resolved_at) < week_end,
         col(Incident.postmortem_published_at).is_(None),
+        *counted_incidents(),
     )
     unwritten = session.exec(
         select(Incident, Postmortem)

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from bot.core.models import Incident, Postmortem
 from bot.core.rows import id_of
 from bot.domain.action_items import open_items_for
-from bot.domain.incidents import display_id
+from bot.domain.incidents import counted_incidents, display_id
 from bot.loop.kpis import compute_kpis, kpi_rows
 from bot.slack.home_view import HomeContent, OwedPostmortem
 
@@ -33,6 +33,7 @@ def postmortems_owed_by(*, session: Session, user_id: str) -> list[OwedPostmorte
             col(Incident.postmortem_published_at).is_(None),
             col(Postmortem.published_at).is_(None),
             or_(col(Incident.resolved_at).is_not(None), col(Postmortem.id).is_not(None)),
+            *counted_incidents(),
         )
         .order_by(col(Incident.resolved_at).is_(None), col(Incident.resolved_at), col(Incident.id))
     ).all()

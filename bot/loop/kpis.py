@@ -21,6 +21,7 @@ from sqlmodel import Session, col
 from bot.core.models import ActionItem, ActionItemStatus, Incident
 from bot.core.rendering import format_duration, markdown_inline
 from bot.core.rows import table_of
+from bot.domain.incidents import counted_incidents
 
 REPEAT_WINDOW = timedelta(days=30)
 NO_SERVICE = "(no service)"
@@ -117,7 +118,7 @@ def _triggered_at(dialect: str) -> SQLColumnExpression[datetime]:
 
 def _period(since: datetime, until: datetime, service: str | None, dialect: str) -> list[ColumnElement[bool]]:
     instant = _triggered_at(dialect)
-    conditions = [instant >= since, instant < until]
+    conditions = [instant >= since, instant < until, *counted_incidents()]
     if service is not None:
         conditions.append(col(Incident.service_name) == service)
     return conditions

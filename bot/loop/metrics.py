@@ -35,6 +35,7 @@ from bot.core.config import Settings
 from bot.core.db import read_scope
 from bot.core.models import ActionItem, ActionItemStatus, Incident, OutboxStatus
 from bot.domain.deliveries import backlog
+from bot.domain.incidents import counted_incidents
 from bot.domain.pagerduty import SOURCE as PAGERDUTY
 from bot.loop.kpis import NO_SERVICE, Kpis, compute_kpis
 from bot.loop.wins import slow_runs
@@ -151,7 +152,7 @@ def compute_figures(*, session: Session, settings: Settings, now: datetime) -> F
     service = func.coalesce(col(Incident.service_name), literal_column("''"))
     urgency = func.coalesce(col(Incident.urgency), literal_column("''"))
     for name, level, count in session.execute(
-        select(service, urgency, func.count()).group_by(service, urgency)
+        select(service, urgency, func.count()).where(*counted_incidents()).group_by(service, urgency)
     ).all():
         figures.incidents[(name or NO_SERVICE, level or NO_URGENCY)] = count
 
@@ -167,7 +168,9 @@ def compute_figures(*, session: Session, settings: Settings, now: datetime) -> F
     figures.trackers = tracker_backlog(session)
     figures.unwritten, figures.oldest_unwritten_resolved_at = session.execute(
         select(func.count(), func.min(col(Incident.resolved_at))).where(
-            col(Incident.resolved_at).is_not(None), col(Incident.postmortem_published_at).is_(None)
+            col(Incident.resolved_at).is_not(None),
+            col(Incident.postmortem_published_at).is_(None),
+            *counted_incidents(),
         )
     ).one()
     figures.slow_streaks = {

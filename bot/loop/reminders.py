@@ -26,7 +26,7 @@ from bot.core.config import Settings
 from bot.core.errors import UserError
 from bot.core.models import ActionItem, ActionItemStatus, Incident, Postmortem
 from bot.core.rendering import format_duration, format_instant, plural, render
-from bot.domain.incidents import display_id, get_incident, public_item_text, public_title
+from bot.domain.incidents import counted_incidents, display_id, get_incident, public_item_text, public_title
 from bot.domain.postmortems import start_postmortem
 from bot.slack import messages
 from bot.slack.outbox import Priority, enqueue
@@ -144,6 +144,7 @@ def nudge_unwritten_postmortems(*, session: Session, settings: Settings, now: da
             col(Incident.postmortem_published_at).is_(None),
             or_(col(Postmortem.id).is_(None), col(Postmortem.published_at).is_(None)),
             or_(col(Postmortem.snoozed_until).is_(None), col(Postmortem.snoozed_until) <= now),
+            *counted_incidents(),
         )
         .order_by(col(Incident.resolved_at), col(Incident.id))
     ).all()

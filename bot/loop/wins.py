@@ -29,7 +29,7 @@ from bot.core.config import Settings
 from bot.core.db import insert_ignoring_duplicates
 from bot.core.models import Announcement, Incident, Postmortem
 from bot.core.rendering import format_duration, render
-from bot.domain.incidents import display_id, public_title
+from bot.domain.incidents import counted_incidents, display_id, public_title
 from bot.loop.kpis import compute_kpis, last_closed_week
 from bot.slack import messages
 from bot.slack.outbox import Priority, enqueue
@@ -134,7 +134,7 @@ def _by_service(session: Session, now: datetime) -> dict[str, list[Incident]]:
     rows = session.exec(
         select(Incident)
         .where(col(Incident.service_name).is_not(None), col(Incident.triggered_at) >= now - HISTORY)
-        .where(col(Incident.triggered_at) <= now)
+        .where(col(Incident.triggered_at) <= now, *counted_incidents())
         .order_by(col(Incident.service_name), col(Incident.triggered_at), col(Incident.id))
     ).all()
     grouped: dict[str, list[Incident]] = {}

@@ -38,16 +38,16 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from bot.core.clock import utcnow
 from bot.core.db import read_scope, session_scope
-from bot.core.models import Attachment, OutboxMessage, OutboxStatus, SlackMessage
+from bot.core.models import Attachment, Incident, OutboxMessage, OutboxStatus, SlackMessage
 from bot.runtime.outbox_claims import claim_due, give_back
 from bot.runtime.outbox_errors import MAX_ATTEMPTS, Action, Failure, Wait, backoff, classify
 from bot.runtime.outbox_pacing import Limits, Pacer, row_limits
@@ -55,7 +55,8 @@ from bot.runtime.outbox_recovery import OUTBOX_EVENT_TYPE, find_in_slack
 from bot.runtime.rerouting import may_join, reroute
 from bot.runtime.slack_health import SlackHealth
 from bot.runtime.workers import PollingWorker
-from bot.slack.channels import ChannelDirectory, is_channel_id, is_user_id
+from bot.slack.channel_opening import open_channel
+from bot.slack.channels import ChannelDirectory, is_user_id
 from bot.slack.outbox import ChannelHook, OutboxKind, stale
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,14 @@ class OutboxWorker(PollingWorker):
     def _send(self, row: OutboxMessage, *, retried: bool) -> None:
         payload = row.payload
         if row.kind == OutboxKind.CHANNEL:
-            opened = self._open_channel(row.channel, create=bool(payload.get("create", True)))
+            opened = open_channel(
+                self._client,
+                self._channels,
+                row.channel,
+                create=bool(payload.get("create", True)),
+                retried=retried,
+                unclaimed=self._unclaimed,
+            )
             hook = self._on_channel
             then = (lambda session: hook(session, payload, opened)) if hook else None
             self._mark_sent(row, None, then=then)
@@ -249,29 +257,9 @@ class OutboxWorker(PollingWorker):
         self._mark_sent(row, found)
         return True
 
-    def _open_channel(self, name: str, *, create: bool) -> dict[str, Any]:
-        """conversations.create; when the name is taken, the existing channel is found and joined."""
-        name = name.strip().lstrip("#")
-        if create and not is_channel_id(name):
-            try:
-                created = self._client.conversations_create(name=name, is_private=False)["channel"]
-            except SlackApiError as exc:
-                if exc.response.get("error") != "name_taken":
-                    raise
-            else:
-                self._channels.remember(name, created["id"])
-                return {"id": created["id"], "name": created["name"], "is_private": False}
-        channel_id = self._channels.resolve(name)
-        try:
-            joined = self._client.conversations_join(channel=channel_id)["channel"]
-        except SlackApiError as exc:
-            # Slack: a private channel is joined only by invitation; the bot can see it, so it is in it.
-            if exc.response.get("error") != "method_not_supported_for_channel_type":
-                raise
-            info = self._client.conversations_info(channel=channel_id)["channel"]
-            return {"id": channel_id, "name": info.get("name", name), "is_private": True}
-        is_private = bool(joined.get("is_private"))
-        return {"id": channel_id, "name": joined.get("name", name), "is_private": is_private}
+    def _unclaimed(self, channel_id: str) -> bool:
+        with read_scope(self._engine) as session:
+            return session.exec(select(Incident.id).where(Incident.channel_id == channel_id)).first() is None
 
     def _with_join(self, channel: str, call: Callable[[], _T]) -> _T:
         """Run `call`; on `not_in_channel`, join the (public) channel once and try again, unless a person

@@ -116,7 +116,8 @@ def enqueue_incident_card(
 
 
 def enqueue_resolve_prompt(*, session: Session, incident: Incident, at: datetime) -> None:
-    """In the incident channel, once: resolved after N minutes, and a button that opens the post-mortem."""
+    """In the incident channel, one message: resolved after N minutes, and a button that opens the
+    post-mortem. A reopened incident's next resolution updates that message with the final duration."""
     if not incident.channel_id or incident.resolved_at is None:
         return
     minutes = round((incident.seconds_to_resolve or 0) / 60)
@@ -125,7 +126,15 @@ def enqueue_resolve_prompt(*, session: Session, incident: Incident, at: datetime
         incident_ref=display_id(incident),
         minutes=minutes,
     )
-    enqueue(session, key=prompt_key(incident), channel=incident.channel_id, at=at, text=text, blocks=prompt)
+    enqueue(
+        session,
+        key=f"{prompt_key(incident)}:{incident.resolved_at.isoformat()}",
+        channel=incident.channel_id,
+        at=at,
+        message_key=prompt_key(incident),
+        text=text,
+        blocks=prompt,
+    )
 
 
 def enqueue_review_request(*, session: Session, incident: Incident, at: datetime, reason: str) -> None:

@@ -20,7 +20,9 @@ from bot.domain.pagerduty import SOURCE, sign
 from bot.runtime.outbox_worker import OUTBOX_EVENT_TYPE
 from bot.slack.outbox import OutboxKind
 
-BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+# A day back: incident numbers (up to ~1,000) are minutes after it, and an incident may not start in
+# the future (bot/domain/pagerduty_lifecycle.py keeps such an incident for the record only).
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
 
 @dataclass

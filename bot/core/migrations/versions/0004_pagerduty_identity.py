@@ -45,6 +45,7 @@ def upgrade() -> None:
         )
         table.drop_constraint(_old_unique_name(), type_="unique")
         table.create_unique_constraint("uq_incidents_pagerduty", ["pagerduty_account", "pagerduty_id"])
+        table.create_index("ix_incidents_service_id_triggered", ["service_id", "triggered_at"], unique=False)
     # Existing PagerDuty incidents get their account from the link PagerDuty gave them.
     incidents = sa.table(
         "incidents",
@@ -66,6 +67,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("incidents", naming_convention=_NAMING) as table:
+        table.drop_index("ix_incidents_service_id_triggered")
         table.drop_constraint("uq_incidents_pagerduty", type_="unique")
         table.create_unique_constraint(_old_unique_name(), ["pagerduty_id"])
         table.drop_column("recorded_only")
