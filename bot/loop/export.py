@@ -56,11 +56,25 @@ class ExportResult:
 
 
 def _ref(incident: Incident) -> str:
-    return f"inc-{incident.number}" if incident.number is not None else f"d-{incident.id}"
+    """The incident's part of its file name, stable for the incident: a PagerDuty number alone is not
+    (two accounts both have an incident #37), so PagerDuty incidents carry their id too."""
+    parts = [f"inc-{incident.number}"] if incident.number is not None else []
+    parts += [f"pd-{slugify(incident.pagerduty_id)}"] if incident.pagerduty_id else []
+    return "-".join(parts) or f"d-{incident.id}"
+
+
+def _legacy_ref(incident: Incident) -> str | None:
+    """The name earlier versions gave a PagerDuty incident's file (`inc-<number>`), replaced on export."""
+    return (
+        f"inc-{incident.number}"
+        if incident.pagerduty_id is not None and incident.number is not None
+        else None
+    )
 
 
 def document_filename(incident: Incident, tz: ZoneInfo) -> str:
-    """`2026-11-20-inc-1234-checkout-is-down.md` (`d-7` for incidents declared without PagerDuty)."""
+    """`2026-11-20-inc-1234-pd-q1abc-checkout-is-down.md` (`d-7` for incidents declared without
+    PagerDuty)."""
     slug = slugify(incident.title)[:MAX_SLUG].rstrip("-")
     day = format_instant(incident.triggered_at, tz, "%Y-%m-%d")
     return f"{day}-{_ref(incident)}{'-' + slug if slug else ''}.md"
@@ -68,7 +82,9 @@ def document_filename(incident: Incident, tz: ZoneInfo) -> str:
 
 # `<date>-<ref>[-<slug>].md`: the reference right after the date identifies the incident (a slug can
 # contain "-inc-12-", but never right after the date).
-_DOCUMENT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}-(inc-\d+|d-\d+)(-[a-z0-9-]*)?\.md")
+_DOCUMENT_NAME = re.compile(
+    r"\d{4}-\d{2}-\d{2}-(inc-\d+-pd-[a-z0-9]+|pd-[a-z0-9]+|inc-\d+|d-\d+)(-[a-z0-9-]*)?\.md"
+)
 
 
 def _documents_by_ref(out: Path) -> dict[str, list[Path]]:
@@ -109,7 +125,8 @@ def export_postmortems(
         withheld += not exported
         filename = document_filename(incident, tz)
         # Earlier names of a renamed incident go; so does everything of one no longer shared publicly.
-        for stale in earlier.get(_ref(incident), []):
+        legacy = _legacy_ref(incident)
+        for stale in earlier.get(_ref(incident), []) + (earlier.pop(legacy, []) if legacy else []):
             if stale.name != filename or not exported:
                 stale.unlink()
                 removed.append(stale)
