@@ -6,6 +6,7 @@ Every variable is documented in the README's settings table; keep the two in ste
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
@@ -94,6 +95,20 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def _mapping(value: object, expected: str, clean: Callable[[str], str]) -> object:
+    """ "KEY=value,KEY=value" as a dict (values passed through `clean`); anything else as given."""
+    if not isinstance(value, str):
+        return value
+    mapping: dict[str, str] = {}
+    for entry in _csv_parts(value):
+        key, sep, target = entry.partition("=")
+        target = clean(target.strip())
+        if not sep or not key.strip() or not target:
+            raise ValueError(f"expected {expected}, got {entry!r}")
+        mapping[key.strip()] = target
+    return mapping
+
+
 class Settings(BaseSettings):
     """All configuration of the bot. Field names are the environment variable names, upper-cased."""
 
@@ -113,6 +128,12 @@ class Settings(BaseSettings):
     # "PSERVICE1=#payments,PSERVICE2=C0123ABCD": incidents of these PagerDuty services go to an existing
     # channel instead of a new one per incident.
     service_channels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # A read-only PagerDuty REST API key: the e-mails of assignees and responders (webhooks carry none),
+    # to invite the matching Slack users into the incident channel. Unset: nobody is invited.
+    pagerduty_api_token: str | None = None
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    # "PUSER01=U0123ABCD,...": PagerDuty users invited as these Slack users, whatever their e-mails.
+    pagerduty_user_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     response_target_minutes: int = Field(default=15, ge=1)
     timezone: str = "UTC"
     postmortem_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -176,16 +197,23 @@ class Settings(BaseSettings):
     @field_validator("service_channels", mode="before")
     @classmethod
     def _service_channels(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        mapping: dict[str, str] = {}
-        for entry in _csv_parts(value):
-            service, sep, channel = entry.partition("=")
-            channel = channel.strip().lstrip("#")
-            if not sep or not service.strip() or not channel:
-                raise ValueError(f"expected SERVICE_ID=#channel or SERVICE_ID=C0123ABCD, got {entry!r}")
-            mapping[service.strip()] = channel
+        return _mapping(value, "SERVICE_ID=#channel or SERVICE_ID=C0123ABCD", lambda v: v.lstrip("#"))
+
+    @field_validator("pagerduty_user_map", mode="before")
+    @classmethod
+    def _user_map(cls, value: object) -> object:
+        mapping = _mapping(value, "PAGERDUTY_USER_ID=SLACK_USER_ID", lambda v: v)
+        for slack_user in mapping.values() if isinstance(mapping, dict) else ():
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", slack_user):
+                raise ValueError(f"{slack_user!r} is not a Slack user id (U0123ABCD)")
         return mapping
+
+    @field_validator("pagerduty_api_url")
+    @classmethod
+    def _pagerduty_api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://api.pagerduty.com")
+        return value.rstrip("/")
 
     @field_validator("incident_channel_prefix")
     @classmethod

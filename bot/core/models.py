@@ -115,6 +115,11 @@ class Incident(SQLModel, table=True):
     # Why the incident is kept for the record only (no channel, no prompt, no KPI): first seen already
     # resolved, or instants no real incident has. None for a live incident.
     recorded_only: str | None = Field(default=None, max_length=255)
+    # The PagerDuty users on the incident (assignees ever, responders added), [{"id", "name"}] in the order
+    # they appeared: each is invited into the channel once (bot/flows/incident_events.py).
+    pagerduty_people: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
+    )
 
     created_at: datetime
     updated_at: datetime

@@ -52,13 +52,15 @@ _STATUS_EVENTS = {f"incident.{kind}" for kind in _STATUS_KINDS}
 class Applied:
     """An event applied to the records. `opens_channel`: the incident is new (or became live) and owed its
     channel; `created`: this event created it (notes that waited for it are replayed); `resolved_now`: it
-    became resolved and is owed the write-up prompt; `reopened_now`: it was resolved and lives again."""
+    became resolved and is owed the write-up prompt; `reopened_now`: it was resolved and lives again;
+    `new_people`: PagerDuty users this event put on the incident for the first time (to invite)."""
 
     incident: Incident
     created: bool
     opens_channel: bool
     resolved_now: bool
     reopened_now: bool
+    new_people: list[dict[str, str]]
 
 
 def waiting_reason(account: str, pagerduty_id: str) -> str:
@@ -85,6 +87,7 @@ def apply_to_records(*, session: Session, event: PagerDutyEvent, at: datetime) -
             return Outcome.WAITING
         incident, created = _create_incident(session, event, at=at)
     was_resolved = incident.status == IncidentStatus.RESOLVED
+    new_people = _add_people(incident, event)
     if not created:
         revived = event.event_type == EventType.TRIGGERED and incident.recorded_only == FIRST_SEEN_RESOLVED
         if revived:
@@ -105,7 +108,25 @@ def apply_to_records(*, session: Session, event: PagerDutyEvent, at: datetime) -
         # A new or revived incident's prompt comes with its channel (bot.flows.incidents.channel_opened).
         resolved_now=resolved and not was_resolved and not with_channel and owes_postmortem(incident),
         reopened_now=was_resolved and not resolved,
+        new_people=new_people,
     )
+
+
+def _add_people(incident: Incident, event: PagerDutyEvent) -> list[dict[str, str]]:
+    """Record the assignees (any event carrying the incident) and an added responder; returns the ones
+    not on the incident before."""
+    people = [event.data.get("user")] if event.event_type == EventType.RESPONDER_ADDED else []
+    people += (event.incident or {}).get("assignees") or []
+    known = {person["id"] for person in incident.pagerduty_people}
+    new: list[dict[str, str]] = []
+    for person in people:
+        person_id, name = _str((person or {}).get("id")), _str((person or {}).get("summary"))
+        if person_id and person_id not in known:
+            known.add(person_id)
+            new.append({"id": person_id[:64], "name": (name or person_id)[:255]})
+    if new:
+        incident.pagerduty_people = [*incident.pagerduty_people, *new]  # a new list: the JSON column is saved
+    return new
 
 
 def _locked_incident(session: Session, account: str, pagerduty_id: str) -> Incident | None:

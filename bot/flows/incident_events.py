@@ -22,7 +22,7 @@ from bot.domain.pagerduty_lifecycle import (
     waiting_reason,
 )
 from bot.flows.incidents import announce_change
-from bot.slack.notices import enqueue_incident_channel, enqueue_review_request
+from bot.slack.notices import enqueue_incident_channel, enqueue_invitations, enqueue_review_request
 
 
 def process_delivery(
@@ -59,6 +59,9 @@ def apply_event(*, session: Session, event: PagerDutyEvent, settings: Settings, 
     )
     if applied.reopened_now and incident.postmortem_published_at is not None:
         enqueue_review_request(session=session, incident=incident, at=at, reason=reason)
+    enqueue_invitations(
+        session=session, incident=incident, people=applied.new_people, settings=settings, at=at
+    )
     if applied.opens_channel:
         enqueue_incident_channel(session=session, incident=incident, settings=settings, at=at)
     if applied.created:

@@ -28,7 +28,12 @@ from bot.domain.incidents import (
 )
 from bot.domain.retention import SLACK, follow_delete, follow_edit
 from bot.flows.context import Runtime
-from bot.slack.notices import enqueue_incident_card, enqueue_resolve_prompt, incident_of_card
+from bot.slack.notices import (
+    enqueue_incident_card,
+    enqueue_invitations,
+    enqueue_resolve_prompt,
+    incident_of_card,
+)
 
 # Slack events are recorded under their event_id (source SLACK): Slack retries one it thinks was not
 # received (`X-Slack-Retry-Num`, up to 3 times), and an id seen before changes nothing.
@@ -177,6 +182,9 @@ def channel_opened(
         at=now,
         resolved_now=incident.resolved_at is not None and owes_postmortem(incident),
         reason="channel",
+    )
+    enqueue_invitations(
+        session=session, incident=incident, people=incident.pagerduty_people, settings=settings, at=now
     )
 
 

@@ -27,6 +27,10 @@ def row_limits(row: OutboxMessage, *, updating: bool) -> Limits:
         return limits_for("conversations.create" if creates else "conversations.join")
     if row.kind == OutboxKind.EPHEMERAL:
         return limits_for("chat.postEphemeral")
+    if row.kind == OutboxKind.INVITE:
+        # Without PAGERDUTY_USER_MAP's Slack id, the invitation first looks the person up by e-mail.
+        lookup = [] if row.payload.get("slack_user") else limits_for("users.lookupByEmail")
+        return lookup + limits_for("conversations.invite")
     if row.kind == OutboxKind.UPLOAD:
         return limits_for("files.getUploadURLExternal") + limits_for("files.completeUploadExternal")
     return limits_for("chat.update") if updating else limits_for("chat.postMessage", row.channel)

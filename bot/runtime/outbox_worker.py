@@ -48,6 +48,7 @@ from sqlmodel import Session, col, select
 from bot.core.clock import utcnow
 from bot.core.db import read_scope, session_scope
 from bot.core.models import Attachment, Incident, OutboxMessage, OutboxStatus, SlackMessage
+from bot.runtime.invitations import Invitations
 from bot.runtime.outbox_claims import claim_due, give_back
 from bot.runtime.outbox_errors import MAX_ATTEMPTS, Action, Failure, Wait, backoff, classify
 from bot.runtime.outbox_pacing import Limits, Pacer, row_limits
@@ -79,6 +80,7 @@ class OutboxWorker(PollingWorker):
         channels: ChannelDirectory,
         poll_interval: float = 0.25,
         on_channel: ChannelHook | None = None,
+        invitations: Invitations | None = None,
         max_backoff: float = MAX_BACKOFF_SECONDS,
         claim_seconds: float = CLAIM_SECONDS,
         health: SlackHealth | None = None,
@@ -91,6 +93,7 @@ class OutboxWorker(PollingWorker):
         self._max_backoff = max_backoff
         self._claim_seconds = claim_seconds
         self._on_channel = on_channel
+        self._invitations = invitations or Invitations(client=client, pagerduty=None)
         self._client = client
         self._channels = channels
         self.health = health or SlackHealth()
@@ -190,7 +193,9 @@ class OutboxWorker(PollingWorker):
             return
         channel = self._channels.resolve(row.channel)
         thread_ts = self._thread_ts(payload.get("thread_of"))
-        if row.kind == OutboxKind.EPHEMERAL:
+        if row.kind == OutboxKind.INVITE:
+            self._mark_sent(row, None, then=self._invitations.invite(channel, payload, utcnow()))
+        elif row.kind == OutboxKind.EPHEMERAL:
             self._client.chat_postEphemeral(
                 channel=channel,
                 user=payload["user"],

@@ -29,8 +29,10 @@ from bot.flows.incidents import channel_opened
 from bot.flows.trackers import issue_changed, issues_shown
 from bot.loop.metrics import MetricsSnapshot
 from bot.runtime.ingest import IngestWriter
+from bot.runtime.invitations import Invitations
 from bot.runtime.outbox_pacing import Pacer
 from bot.runtime.outbox_worker import OutboxWorker
+from bot.runtime.pagerduty_api import PagerDutyApi
 from bot.runtime.processor import DeliveryProcessor
 from bot.runtime.redaction import install_redaction
 from bot.runtime.scheduler import Scheduler
@@ -134,6 +136,7 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
         client=outbox_client,
         channels=channels,
         on_channel=partial(channel_opened, settings=settings),
+        invitations=Invitations(client=outbox_client, pagerduty=pagerduty_api(settings)),
         max_backoff=settings.outbox_max_backoff_seconds,
         claim_seconds=settings.outbox_claim_seconds,
         clock=clock,
@@ -179,6 +182,16 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
         metrics=snapshot,
         metrics_refresher=MetricsRefresher(snapshot, interval=settings.metrics_refresh_seconds),
         trackers=trackers,
+    )
+
+
+def pagerduty_api(settings: Settings) -> PagerDutyApi | None:
+    if not settings.pagerduty_api_token:
+        return None
+    return PagerDutyApi(
+        url=settings.pagerduty_api_url,
+        token=settings.pagerduty_api_token,
+        timeout=settings.slack_api_timeout_seconds,
     )
 
 
@@ -249,6 +262,7 @@ class BotServer:
                 settings.jira_webhook_secret,
                 settings.github_token,
                 settings.github_webhook_secret,
+                settings.pagerduty_api_token,
                 make_url(normalize_url(settings.database_url)).password,
             ]
         )

@@ -29,7 +29,7 @@ from bot.domain.incidents import display_id, incident_channel_name, shown_public
 from bot.domain.postmortems import SaveResult
 from bot.slack import blocks, messages
 from bot.slack.channels import channel_mention
-from bot.slack.outbox import Priority, enqueue, enqueue_channel, enqueue_upload
+from bot.slack.outbox import Priority, enqueue, enqueue_channel, enqueue_invite, enqueue_upload
 
 CARD = "card:"
 
@@ -150,6 +150,63 @@ def enqueue_review_request(*, session: Session, incident: Incident, at: datetime
         text=(
             f":warning: Incident {display_id(incident)} was reopened after its post-mortem was published: "
             "the post-mortem needs a review once the incident is resolved again."
+        ),
+    )
+
+
+ENABLE_INVITATIONS_HINT = (
+    ":information_source: The bot can invite this incident's PagerDuty assignees and responders here: "
+    "set PAGERDUTY_API_TOKEN (a read-only PagerDuty REST API key), or map people by hand with "
+    "PAGERDUTY_USER_MAP (PXXXXXX=U0123ABCD,...)."
+)
+
+
+def enqueue_invitations(
+    *, session: Session, incident: Incident, people: list[dict[str, str]], settings: Settings, at: datetime
+) -> None:
+    """Invite PagerDuty's people into the incident channel, each once (keyed by incident and person).
+    Without PAGERDUTY_API_TOKEN only mapped people can be found: the channel hears once how to enable it."""
+    if not incident.channel_id or incident.channel_is_private:
+        # No channel yet: bot.flows.incidents.channel_opened invites everyone once it exists. A private
+        # (SERVICE_CHANNELS) channel's members are its owners' choice, and the bot may not invite there.
+        return
+    for person in people:
+        slack_user = settings.pagerduty_user_map.get(person["id"])
+        if slack_user is None and not settings.pagerduty_api_token:
+            enqueue(
+                session,
+                key=f"invite-hint:{incident.id}",
+                channel=incident.channel_id,
+                at=at,
+                text=ENABLE_INVITATIONS_HINT,
+            )
+            continue
+        enqueue_invite(
+            session,
+            key=f"invite:{incident.id}:{person['id']}",
+            channel=incident.channel_id,
+            at=at,
+            payload={
+                "incident_id": incident.id,
+                "pagerduty_user": person["id"],
+                "name": person["name"],
+                "slack_user": slack_user,
+            },
+        )
+
+
+def enqueue_unmatched_person(
+    session: Session, *, incident_id: int, channel: str, name: str, at: datetime
+) -> None:
+    """Someone PagerDuty put on the incident has no Slack user the bot can find: said once per person."""
+    enqueue(
+        session,
+        key=f"unmatched:{incident_id}:{name}",
+        channel=channel,
+        at=at,
+        text=(
+            f":bust_in_silhouette: {escape_mrkdwn(name)} is on this incident in PagerDuty, but no Slack user "
+            "has their e-mail: invite them by hand (or add them to PAGERDUTY_USER_MAP)."
         ),
     )
 

@@ -27,6 +27,8 @@ class OutboxKind(StrEnum):
     # Open a channel (conversations.create, or find and join an existing one) and hand its id to the
     # worker's `on_channel` hook; `channel` is the name (or id) of the channel.
     CHANNEL = "channel"
+    # Invite a PagerDuty user into the incident channel `channel` (bot/runtime/invitations.py).
+    INVITE = "invite"
 
 
 class Priority(IntEnum):
@@ -161,6 +163,26 @@ def enqueue_channel(
             "channel": name,
             "payload": {**context, "create": create},
             "priority": priority,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+        },
+    )
+
+
+def enqueue_invite(
+    session: Session, *, key: str, channel: str, at: datetime, payload: dict[str, Any]
+) -> bool:
+    """Owe an invitation into `channel` (an id): durable, retried like any Slack call."""
+    return insert_ignoring_duplicates(
+        session,
+        OutboxMessage,
+        {
+            "key": key,
+            "kind": OutboxKind.INVITE,
+            "channel": channel,
+            "payload": payload,
             "status": OutboxStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": at,

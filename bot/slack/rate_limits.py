@@ -38,6 +38,8 @@ METHOD_TIERS = {
     "conversations.history": 3,
     "conversations.replies": 3,
     "conversations.open": 3,
+    "conversations.invite": 3,
+    "users.lookupByEmail": 3,
     "chat.update": 3,
     "conversations.members": 4,
     "chat.postEphemeral": 4,

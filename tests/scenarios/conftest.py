@@ -34,10 +34,12 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations.join": {"channels:join"},
     # groups:write is needed only to create private channels; the bot creates public incident channels.
     "conversations.create": {"channels:manage"},
-    "conversations.invite": {"channels:manage", "groups:write"},
+    # The bot invites into public channels only (notices.enqueue_invitations): no groups:write.
+    "conversations.invite": {"channels:manage"},
     "files.getUploadURLExternal": {"files:write"},
     "files.completeUploadExternal": {"files:write"},
     "users.info": {"users:read", "users:read.email"},  # the owner's e-mail, for the Jira assignee
+    "users.lookupByEmail": {"users:read", "users:read.email"},
     "views.open": set(),
     "views.update": set(),
     "views.push": set(),

@@ -36,6 +36,11 @@ class SandboxUser:
     real_name: str
     is_bot: bool = False
 
+    @property
+    def email(self) -> str | None:
+        """People have an e-mail in their profile (`users:read.email`); bots have none."""
+        return None if self.is_bot else f"{self.name}@example.com"
+
     def to_api(self) -> dict[str, Any]:
         """The user object as ``users.info`` returns it."""
         return {
@@ -51,7 +56,7 @@ class SandboxUser:
             "profile": {
                 "real_name": self.real_name,
                 "display_name": self.name,
-                "email": f"{self.name}@example.com",
+                **({"email": self.email} if self.email else {}),
                 "bot_id": BOT_ID if self.is_bot else None,
                 "team": TEAM_ID,
             },

@@ -618,6 +618,17 @@ class WebApiMixin(WorkspaceState):
             raise SlackError("user_not_found")
         return {"user": user.to_api()}
 
+    @api("users.lookupByEmail")
+    def _users_lookup_by_email(self, args: dict[str, Any]) -> dict[str, Any]:
+        email = str(args.get("email") or "")
+        if not email:
+            raise SlackError("invalid_arguments", messages=["[ERROR] missing required field: email"])
+        # Slack matches the address case-insensitively and never finds bots (they have no e-mail).
+        found = [u for u in self.users.values() if u.email and u.email.lower() == email.lower()]
+        if not found:
+            raise SlackError("users_not_found")
+        return {"user": found[0].to_api()}
+
     # views ----------------------------------------------------------------------------------
 
     @api("views.open")

@@ -1,4 +1,4 @@
-"""PagerDuty incidents keyed by account and id; reopen, merge and record-only incidents
+"""PagerDuty incidents keyed by account and id; reopen, merge, record-only incidents, their people
 
 Revision ID: 0004_pagerduty_identity
 Revises: 0003_inbound_processing
@@ -39,6 +39,7 @@ def upgrade() -> None:
             )
         )
         table.add_column(sa.Column("reopened_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        table.add_column(sa.Column("pagerduty_people", sa.JSON(), nullable=False, server_default="[]"))
         table.add_column(sa.Column("merged_into", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
         table.add_column(
             sa.Column("recorded_only", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True)
@@ -72,5 +73,6 @@ def downgrade() -> None:
         table.create_unique_constraint(_old_unique_name(), ["pagerduty_id"])
         table.drop_column("recorded_only")
         table.drop_column("merged_into")
+        table.drop_column("pagerduty_people")
         table.drop_column("reopened_at")
         table.drop_column("pagerduty_account")
