@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     # "PSERVICE1=#payments,PSERVICE2=C0123ABCD": incidents of these PagerDuty services go to an existing
     # channel instead of a new one per incident.
     service_channels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # Unset: no announcement. Set: each PagerDuty incident's channel is announced there with a link (one
+    # message, updated when the incident resolves or reopens).
+    announce_channel: str = ""
     # A read-only PagerDuty REST API key: the e-mails of assignees and responders (webhooks carry none),
     # to invite the matching Slack users into the incident channel. Unset: nobody is invited.
     pagerduty_api_token: str | None = None

@@ -29,6 +29,7 @@ from bot.domain.incidents import (
 from bot.domain.retention import SLACK, follow_delete, follow_edit
 from bot.flows.context import Runtime
 from bot.slack.notices import (
+    enqueue_announcement,
     enqueue_incident_card,
     enqueue_invitations,
     enqueue_resolve_prompt,
@@ -52,9 +53,10 @@ def announce_change(
     resolved_now: bool = False,
     reason: str | None = None,
 ) -> None:
-    """The rule for every incident change: the card follows, and a resolution also posts the prompt to
-    write the post-mortem (once: the prompt is keyed by incident)."""
+    """The rule for every incident change: the card and the announcement follow, and a resolution also
+    posts the prompt to write the post-mortem (one message per incident)."""
     enqueue_incident_card(session=session, incident=incident, settings=settings, at=at, reason=reason)
+    enqueue_announcement(session=session, incident=incident, settings=settings, at=at)
     if resolved_now:
         enqueue_resolve_prompt(session=session, incident=incident, at=at)
 

@@ -5,6 +5,7 @@ Rules that live here: which channel hears what, and which Slack message each not
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,7 @@ from bot.core.rows import id_of
 from bot.domain.action_items import issue_refs
 from bot.domain.channels import channel_state, reachable
 from bot.domain.document import document_context
-from bot.domain.incidents import display_id, incident_channel_name, shown_publicly
+from bot.domain.incidents import display_id, incident_channel_name, public_title, shown_publicly
 from bot.domain.postmortems import SaveResult
 from bot.slack import blocks, messages
 from bot.slack.channels import channel_mention
@@ -112,6 +113,31 @@ def enqueue_incident_card(
         text=text,
         blocks=card,
         priority=incident_priority(incident),
+    )
+
+
+def enqueue_announcement(*, session: Session, incident: Incident, settings: Settings, at: datetime) -> None:
+    """ANNOUNCE_CHANNEL hears of each PagerDuty incident's channel: one short message with a link, updated
+    in place as the incident resolves (or reopens). Keyed by what it says, so a repeat changes nothing."""
+    if not settings.announce_channel or not incident.channel_id or incident.pagerduty_id is None:
+        return
+    ref, title = display_id(incident), escape_mrkdwn(public_title(incident))
+    where = channel_mention(incident.channel_id)
+    if incident.merged_into:
+        survivor = escape_mrkdwn(incident.merged_into)
+        text = f":twisted_rightwards_arrows: Incident {ref} was merged into PagerDuty incident {survivor}."
+    elif incident.resolved_at is not None:
+        resolved = format_duration(incident.seconds_to_resolve)
+        text = f":white_check_mark: Incident {ref} resolved after {resolved}: {title} ({where})"
+    else:
+        text = f":rotating_light: Incident {ref}: {title} (in {where})"
+    enqueue(
+        session,
+        key=f"announce:{incident.id}:{hashlib.sha256(text.encode()).hexdigest()[:16]}",
+        channel=settings.announce_channel,
+        at=at,
+        message_key=f"announce:{incident.id}",
+        text=text,
     )
 
 

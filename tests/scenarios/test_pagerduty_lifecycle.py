@@ -344,3 +344,25 @@ def test_two_accounts_same_number_and_title_two_incidents_two_channels_two_expor
         ]
     )
     assert sorted(p.name for p in tmp_path.glob("*.md") if p.name != "README.md") == names[0]
+
+
+def test_announce_channel_links_each_new_incident_channel_and_follows_its_resolution(
+    database_url: str,
+) -> None:
+    with LocalStack(database_url, incident_channel_prefix="inc-", announce_channel="postmortems") as stack:
+        send(stack, "incident.triggered")
+        stack.sandbox.wait_for(lambda: bot_messages(stack, "postmortems"), message="no announcement")
+        channel_id = stack.sandbox.channel_id(CHANNEL)
+        [opened] = bot_messages(stack, "postmortems")
+        assert (
+            opened["text"]
+            == f":rotating_light: Incident #412: Checkout latency above 2 s (in <#{channel_id}>)"
+        )
+        send(stack, "incident.resolved")
+        stack.sandbox.wait_for(
+            lambda: bot_messages(stack, "postmortems")[0]["text"].startswith(":white_check_mark:"),
+            message="the announcement did not follow the resolution",
+        )
+        [resolved] = bot_messages(stack, "postmortems")  # the same message, updated in place
+        assert resolved["ts"] == opened["ts"]
+        assert "resolved after 20" in resolved["text"] and f"<#{channel_id}>" in resolved["text"]
