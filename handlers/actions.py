@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot.core.clock import utcnow
 from bot.core.rendering import format_instant
-from bot.flows import action_items, lookups, postmortems
+from bot.flows import action_items, incidents, lookups, postmortems
 from bot.flows.context import Runtime
 from bot.slack import blocks, modal_view
 
@@ -98,9 +98,18 @@ def handle_mark_action_done(
         client.views_publish(user_id=user_id, view=lookups.home_view(runtime, user_id, utcnow()))
 
 
+def handle_open_channel(ack: Ack, body: dict[str, Any], action: dict[str, Any], runtime: Runtime) -> None:
+    """ "Open a channel" on an incident listed in TRIAGE_CHANNEL."""
+    ack()
+    incidents.open_channel_on_request(
+        runtime, incident_id=int(action["value"]), user_id=body["user"]["id"], at=utcnow()
+    )
+
+
 def register(app: App) -> None:
     app.action(blocks.Action.ADD_ACTION_ITEM)(handle_add_action_item)
     app.action(blocks.Action.SAVE_DRAFT)(handle_save_draft)
     app.action(blocks.Action.OPEN_POSTMORTEM)(handle_open_postmortem)
     app.action(blocks.Action.SNOOZE_NUDGE)(handle_snooze_nudge)
     app.action(blocks.Action.MARK_ACTION_DONE)(handle_mark_action_done)
+    app.action(blocks.Action.OPEN_CHANNEL)(handle_open_channel)

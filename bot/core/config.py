@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     # Unset: no announcement. Set: each PagerDuty incident's channel is announced there with a link (one
     # message, updated when the incident resolves or reopens).
     announce_channel: str = ""
+    # Which PagerDuty incidents get a channel: their urgency is one of CHANNEL_URGENCIES and, when
+    # CHANNEL_PRIORITIES is set, their priority one of those. The others are still recorded (KPIs) and
+    # listed in TRIAGE_CHANNEL (unset: not listed) with an "Open a channel" button.
+    channel_urgencies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["high", "low"])
+    channel_priorities: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    triage_channel: str = ""
     # A read-only PagerDuty REST API key: the e-mails of assignees and responders (webhooks carry none),
     # to invite the matching Slack users into the incident channel. Unset: nobody is invited.
     pagerduty_api_token: str | None = None
@@ -180,7 +186,14 @@ class Settings(BaseSettings):
     # Where the tracker cannot reach the bot's webhooks: poll the linked issues every N minutes (0: never).
     tracker_poll_minutes: int = Field(default=0, ge=0, le=1440)
 
-    @field_validator("pagerduty_webhook_secrets", "postmortem_admins", "jira_labels", mode="before")
+    @field_validator(
+        "pagerduty_webhook_secrets",
+        "postmortem_admins",
+        "jira_labels",
+        "channel_urgencies",
+        "channel_priorities",
+        mode="before",
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

@@ -41,6 +41,13 @@ def owes_postmortem(incident: Incident) -> bool:
     return incident.merged_into is None and incident.recorded_only is None
 
 
+def deserves_channel(incident: Incident, *, urgencies: list[str], priorities: list[str]) -> bool:
+    """CHANNEL_URGENCIES and CHANNEL_PRIORITIES: whether a PagerDuty incident gets a channel of its own
+    (an unknown urgency does not hold it back; with priorities set, it needs one of them)."""
+    urgency_ok = incident.urgency is None or incident.urgency in urgencies
+    return urgency_ok and (not priorities or incident.priority in priorities)
+
+
 def counted_incidents() -> list[ColumnElement[bool]]:
     """The SQL form of `owes_postmortem`: the incidents KPIs, digests, nudges and metrics count."""
     return [col(Incident.merged_into).is_(None), col(Incident.recorded_only).is_(None)]

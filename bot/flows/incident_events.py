@@ -13,6 +13,7 @@ from sqlmodel import Session
 from bot.core.config import Settings
 from bot.core.models import InboundDelivery
 from bot.domain.deliveries import recheck_waiting_at, waiting_deliveries
+from bot.domain.incidents import deserves_channel, owes_postmortem
 from bot.domain.pagerduty import SOURCE, Outcome, PagerDutyEvent, parse_event
 from bot.domain.pagerduty_lifecycle import (
     NOTE_WAIT,
@@ -22,7 +23,12 @@ from bot.domain.pagerduty_lifecycle import (
     waiting_reason,
 )
 from bot.flows.incidents import announce_change
-from bot.slack.notices import enqueue_incident_channel, enqueue_invitations, enqueue_review_request
+from bot.slack.notices import (
+    enqueue_incident_channel,
+    enqueue_invitations,
+    enqueue_review_request,
+    enqueue_triage,
+)
 
 
 def process_delivery(
@@ -62,8 +68,14 @@ def apply_event(*, session: Session, event: PagerDutyEvent, settings: Settings, 
     enqueue_invitations(
         session=session, incident=incident, people=applied.new_people, settings=settings, at=at
     )
-    if applied.opens_channel:
-        enqueue_incident_channel(session=session, incident=incident, settings=settings, at=at)
+    if incident.channel_id is None and owes_postmortem(incident):
+        # Owed once it deserves one: at once, or when a later event raises its priority or urgency.
+        if deserves_channel(
+            incident, urgencies=settings.channel_urgencies, priorities=settings.channel_priorities
+        ):
+            enqueue_incident_channel(session=session, incident=incident, settings=settings, at=at)
+        elif applied.opens_channel:
+            enqueue_triage(session=session, incident=incident, settings=settings, at=at)
     if applied.created:
         for waiting in waiting_deliveries(
             session,

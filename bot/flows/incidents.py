@@ -31,8 +31,10 @@ from bot.flows.context import Runtime
 from bot.slack.notices import (
     enqueue_announcement,
     enqueue_incident_card,
+    enqueue_incident_channel,
     enqueue_invitations,
     enqueue_resolve_prompt,
+    enqueue_triage,
     incident_of_card,
 )
 
@@ -188,6 +190,19 @@ def channel_opened(
     enqueue_invitations(
         session=session, incident=incident, people=incident.pagerduty_people, settings=settings, at=now
     )
+
+
+def open_channel_on_request(runtime: Runtime, *, incident_id: int, user_id: str, at: datetime) -> None:
+    """ "Open a channel" on an incident listed in TRIAGE_CHANNEL: its channel is owed after all, and the
+    listing says who asked."""
+    with runtime.change() as session:
+        incident = get_incident(session=session, incident_id=incident_id)
+        if incident.channel_id is not None:
+            return
+        enqueue_incident_channel(session=session, incident=incident, settings=runtime.settings, at=at)
+        enqueue_triage(
+            session=session, incident=incident, settings=runtime.settings, at=at, opened_by=user_id
+        )
 
 
 def incident_in_channel(runtime: Runtime, channel_id: str) -> Incident | None:

@@ -68,6 +68,8 @@ class Action(StrEnum):
     # The snooze button on a reminder; its value names what is snoozed ("postmortem:<incident id>",
     # "action_item:<id>").
     SNOOZE_NUDGE = "snooze_nudge"
+    # "Open a channel" on an incident listed in TRIAGE_CHANNEL; its value is the incident id.
+    OPEN_CHANNEL = "open_channel"
 
 
 def row_block_id(base: Block, row: int) -> str:

@@ -141,6 +141,39 @@ def enqueue_announcement(*, session: Session, incident: Incident, settings: Sett
     )
 
 
+def triage_key(incident: Incident) -> str:
+    return f"triage:{incident.id}"
+
+
+def enqueue_triage(
+    *, session: Session, incident: Incident, settings: Settings, at: datetime, opened_by: str | None = None
+) -> None:
+    """TRIAGE_CHANNEL lists an incident that got no channel (CHANNEL_URGENCIES / CHANNEL_PRIORITIES) with
+    an "Open a channel" button; once someone pressed it, the same message says who."""
+    if not settings.triage_channel:
+        return
+    ref, title = display_id(incident), escape_mrkdwn(incident.title)
+    details = ", ".join(
+        escape_mrkdwn(v) for v in (incident.service_name, incident.urgency, incident.priority) if v
+    )
+    text = f":mag: Incident {ref}: {title} ({details}): no channel opened."
+    if opened_by:
+        text = f":mag: Incident {ref}: {title} ({details}): channel opened by <@{opened_by}>."
+    listing = [blocks.section(text)]
+    if not opened_by:
+        button = blocks.button("Open a channel", blocks.Action.OPEN_CHANNEL, str(incident.id), "primary")
+        listing.append({"type": "actions", "elements": [button]})
+    enqueue(
+        session,
+        key=f"{triage_key(incident)}:{opened_by or 'listed'}",
+        channel=settings.triage_channel,
+        at=at,
+        message_key=triage_key(incident),
+        text=text,
+        blocks=listing,
+    )
+
+
 def enqueue_resolve_prompt(*, session: Session, incident: Incident, at: datetime) -> None:
     """In the incident channel, one message: resolved after N minutes, and a button that opens the
     post-mortem. A reopened incident's next resolution updates that message with the final duration."""

@@ -366,3 +366,55 @@ def test_announce_channel_links_each_new_incident_channel_and_follows_its_resolu
         [resolved] = bot_messages(stack, "postmortems")  # the same message, updated in place
         assert resolved["ts"] == opened["ts"]
         assert "resolved after 20" in resolved["text"] and f"<#{channel_id}>" in resolved["text"]
+
+
+def test_an_incident_that_deserves_no_channel_is_counted_and_listed_for_triage_with_a_button(
+    database_url: str,
+) -> None:
+    low = with_data(fixture("incident.triggered"), "01LOWURGENCY", data__urgency="low")
+    with LocalStack(
+        database_url,
+        incident_channel_prefix="inc-",
+        channel_urgencies="high",
+        triage_channel="postmortems",
+    ) as stack:
+        send(stack, low)
+        stack.sandbox.wait_for(lambda: bot_messages(stack, "postmortems"), message="not listed for triage")
+        [listing] = bot_messages(stack, "postmortems")
+        assert listing["text"] == (
+            ":mag: Incident #412: Checkout latency above 2 s (Checkout, low): no channel opened."
+        )
+        assert stack.sandbox.calls_to("conversations.create") == []
+        assert kpis(stack).incidents == 1  # recorded for the KPIs all the same
+        postmortems = stack.sandbox.channel_id("postmortems")
+        clicked = stack.sandbox.click_button(
+            "U0ALICE",
+            postmortems,
+            listing["ts"],
+            "open_channel",
+            value=listing["blocks"][1]["elements"][0]["value"],
+        )
+        assert clicked.status == 200
+        stack.sandbox.wait_for(
+            lambda: card_says(stack, CHANNEL, "Incident #412"), message="no channel opened"
+        )
+        stack.sandbox.wait_for(
+            lambda: "channel opened by <@U0ALICE>" in bot_messages(stack, "postmortems")[0]["text"],
+            message="the listing does not say who opened it",
+        )
+        # A high-urgency incident gets its channel at once, and is not listed.
+        send(stack, with_data(fixture("incident.triggered"), "01HIGH", data__id="PHIGH01", data__number=500))
+        stack.sandbox.wait_for(
+            lambda: card_says(stack, "inc-500-checkout-latency-above-2-s", "Incident #500"),
+            message="no channel",
+        )
+        assert len(bot_messages(stack, "postmortems")) == 1
+
+
+def test_a_priority_raised_later_opens_the_channel_then(database_url: str) -> None:
+    with LocalStack(database_url, incident_channel_prefix="inc-", channel_priorities="P1") as stack:
+        send(stack, "incident.triggered")  # no priority yet
+        send(stack, "incident.acknowledged")
+        assert stack.sandbox.calls_to("conversations.create") == []
+        send(stack, "incident.priority_updated")  # P1
+        stack.sandbox.wait_for(lambda: card_says(stack, CHANNEL, "Incident #412"), message="no channel at P1")
