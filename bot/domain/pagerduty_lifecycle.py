@@ -206,7 +206,8 @@ def _merged_into(data: dict[str, Any]) -> str | None:
     if not isinstance(reason, dict) or reason.get("type") != MERGE_RESOLVE_REASON:
         return None
     survivor = reason.get("incident")
-    return _str(survivor.get("id"))[:64] if isinstance(survivor, dict) and _str(survivor.get("id")) else None
+    survivor_id = _str(survivor.get("id")) if isinstance(survivor, dict) else None
+    return survivor_id[:64] if survivor_id else None
 
 
 def _merge_incident_data(incident: Incident, event: PagerDutyEvent, *, describe: bool) -> None:

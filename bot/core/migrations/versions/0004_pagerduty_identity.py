@@ -7,7 +7,7 @@ Revises: 0003_inbound_processing
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the package alone does not bind `sqlmodel.sql` for a type checker
 from alembic import op
 
 revision = "0004_pagerduty_identity"
