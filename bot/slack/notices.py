@@ -286,11 +286,19 @@ def enqueue_incident_channel(
 ) -> None:
     """Owe the incident its channel. Opening it calls Slack, so it goes through the outbox: the webhook
     answers at once, and while Slack is down the row waits and retries (the incident is already stored).
-    `bot.flows.incidents.channel_opened` runs when the channel exists."""
+    `bot.flows.incidents.channel_opened` runs when the channel exists.
+
+    Every later event of an incident without a channel asks again (bot/flows/incident_events.py), so an
+    owed channel is looked for first: a plain read, where the insert's conflict check would wait for the
+    row while the outbox marks it sent, and that transaction waits for this incident's lock (a deadlock
+    PostgreSQL reported)."""
+    key = f"channel:{incident.id}"
+    if session.exec(select(OutboxMessage.id).where(OutboxMessage.key == key)).first() is not None:
+        return
     target, create = incident_channel_target(incident, settings)
     enqueue_channel(
         session,
-        key=f"channel:{incident.id}",
+        key=key,
         name=target,
         create=create,
         at=at,
