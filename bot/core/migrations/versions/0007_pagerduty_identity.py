@@ -1,7 +1,7 @@
 """PagerDuty incidents keyed by account and id; reopen, merge, record-only incidents, their people
 
-Revision ID: 0004_pagerduty_identity
-Revises: 0003_inbound_processing
+Revision ID: 0007_pagerduty_identity
+Revises: 0006_outbox_priority
 """
 
 from urllib.parse import urlsplit
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes  # the package alone does not bind `sqlmodel.sql` for a type checker
 from alembic import op
 
-revision = "0004_pagerduty_identity"
-down_revision = "0003_inbound_processing"
+revision = "0007_pagerduty_identity"
+down_revision = "0006_outbox_priority"
 branch_labels = None
 depends_on = None
 
