@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlmodel import Session, select
 
@@ -19,10 +19,12 @@ from bot.domain.deliveries import backlog
 from bot.domain.pagerduty import SOURCE, sign
 from bot.runtime.outbox_worker import OUTBOX_EVENT_TYPE
 from bot.slack.outbox import OutboxKind
+from tests.conftest import NOW
 
-# A day back: incident numbers (up to ~1,000) are minutes after it, and an incident may not start in
-# the future (bot/domain/pagerduty_lifecycle.py keeps such an incident for the record only).
-BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+# A day before the tests' fixed NOW: incident numbers (up to ~1,000) are minutes after it, and an incident
+# may not start in the future of the clock that processes it (bot/domain/pagerduty_lifecycle.py keeps
+# such an incident for the record only): neither NOW in-process nor the real clock of a served bot.
+BASE = NOW - timedelta(days=1)
 
 
 @dataclass
