@@ -23,12 +23,8 @@ from bot.domain.pagerduty_lifecycle import (
     waiting_reason,
 )
 from bot.flows.incidents import announce_change
-from bot.slack.notices import (
-    enqueue_incident_channel,
-    enqueue_invitations,
-    enqueue_review_request,
-    enqueue_triage,
-)
+from bot.slack.notices import enqueue_incident_channel
+from bot.slack.pagerduty_notices import enqueue_invitations, enqueue_review_request, enqueue_triage
 
 
 def process_delivery(

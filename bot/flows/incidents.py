@@ -29,14 +29,12 @@ from bot.domain.incidents import (
 from bot.domain.retention import SLACK, follow_delete, follow_edit
 from bot.flows.context import Runtime
 from bot.slack.notices import (
-    enqueue_announcement,
     enqueue_incident_card,
     enqueue_incident_channel,
-    enqueue_invitations,
     enqueue_resolve_prompt,
-    enqueue_triage,
     incident_of_card,
 )
+from bot.slack.pagerduty_notices import enqueue_announcement, enqueue_invitations, enqueue_triage
 
 # Slack events are recorded under their event_id (source SLACK): Slack retries one it thinks was not
 # received (`X-Slack-Retry-Num`, up to 3 times), and an id seen before changes nothing.

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from bot.runtime.pagerduty_api import PagerDutyApi
-from bot.slack.notices import enqueue_unmatched_person
+from bot.slack.pagerduty_notices import enqueue_unmatched_person
 
 
 class Invitations:

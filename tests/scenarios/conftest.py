@@ -34,7 +34,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations.join": {"channels:join"},
     # groups:write is needed only to create private channels; the bot creates public incident channels.
     "conversations.create": {"channels:manage"},
-    # The bot invites into public channels only (notices.enqueue_invitations): no groups:write.
+    # The bot invites into public channels only (pagerduty_notices.enqueue_invitations): no groups:write.
     "conversations.invite": {"channels:manage"},
     "files.getUploadURLExternal": {"files:write"},
     "files.completeUploadExternal": {"files:write"},

@@ -13,8 +13,8 @@ from bot.core.db import make_engine
 from bot.core.models import OutboxMessage
 from bot.devtools.sandbox.pagerduty_api import PagerDutyApiStandIn, PagerDutyUser
 from bot.devtools.stack import LocalStack
-from bot.slack.notices import ENABLE_INVITATIONS_HINT
 from bot.slack.outbox import OutboxKind
+from bot.slack.pagerduty_notices import ENABLE_INVITATIONS_HINT
 from tests.scenarios.conftest import assert_manifest_covers
 from tests.scenarios.test_pagerduty_lifecycle import CHANNEL, bot_messages, card_says, send
 

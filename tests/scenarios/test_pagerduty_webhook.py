@@ -21,7 +21,7 @@ from bot.devtools.stack import LocalStack
 from bot.domain.pagerduty import parse_instant, sign
 from bot.runtime.web import MAX_BODY_BYTES
 from bot.slack.blocks import Action
-from bot.slack.notices import ENABLE_INVITATIONS_HINT
+from bot.slack.pagerduty_notices import ENABLE_INVITATIONS_HINT
 from tests.faults.ledger import pagerduty_body
 from tests.processing import wait_until_processed
 from tests.shared_fixtures import pagerduty_vectors
