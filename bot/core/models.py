@@ -72,16 +72,14 @@ class Incident(SQLModel, table=True):
         Index("ix_incidents_document", "seconds_to_document", "triggered_at"),
         # The digest's "still no post-mortem" list and its count.
         Index("ix_incidents_unwritten", "postmortem_published_at", "resolved_at"),
-        # A PagerDuty incident is its id within its account: two accounts may reuse an id and do reuse
-        # numbers (bot/domain/pagerduty_lifecycle.py).
+        # A PagerDuty incident is its id within its account (numbers repeat across accounts).
         UniqueConstraint("pagerduty_account", "pagerduty_id", name="uq_incidents_pagerduty"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     # PagerDuty's incident id (e.g. "Q1ABCDEF"); None for incidents declared with `/postmortem new`.
     pagerduty_id: str | None = Field(default=None, max_length=64)
-    # The PagerDuty account's web host ("acme.pagerduty.com", from the incident's html_url); "" when
-    # unknown or for declared incidents.
+    # The PagerDuty account: its web host ("acme.pagerduty.com"); "" when unknown or declared by hand.
     pagerduty_account: str = Field(default="", max_length=255)
     number: int | None = None
     title: str = Field(max_length=1024)
@@ -101,8 +99,7 @@ class Incident(SQLModel, table=True):
     first_response_at: datetime | None = None
     first_responder: str | None = Field(default=None, max_length=32)
     resolved_at: datetime | None = None
-    # The latest `incident.reopened`: a resolution before it no longer counts.
-    reopened_at: datetime | None = None
+    reopened_at: datetime | None = None  # the latest `incident.reopened`: resolutions before it don't count
     postmortem_published_at: datetime | None = None
 
     seconds_to_acknowledge: int | None = None
@@ -112,11 +109,9 @@ class Incident(SQLModel, table=True):
 
     # The surviving incident's PagerDuty id when PagerDuty merged this one into it (no prompt, no KPI).
     merged_into: str | None = Field(default=None, max_length=64)
-    # Why the incident is kept for the record only (no channel, no prompt, no KPI): first seen already
-    # resolved, or instants no real incident has. None for a live incident.
+    # Why the incident is kept for the record only (no channel, prompt or KPI); None: a live incident.
     recorded_only: str | None = Field(default=None, max_length=255)
-    # The PagerDuty users on the incident (assignees ever, responders added), [{"id", "name"}] in the order
-    # they appeared: each is invited into the channel once (bot/flows/incident_events.py).
+    # PagerDuty's people on the incident ([{"id", "name"}]: assignees, added responders), invited once each.
     pagerduty_people: list[dict[str, str]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
     )

@@ -1,7 +1,7 @@
 """PagerDuty incidents keyed by account and id; reopen, merge, record-only incidents, their people
 
-Revision ID: 0006_pagerduty_identity
-Revises: 0005_slack_life
+Revision ID: 0007_pagerduty_identity
+Revises: 0006_trackers
 """
 
 from urllib.parse import urlsplit
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes  # the package alone does not bind `sqlmodel.sql` for a type checker
 from alembic import op
 
-revision = "0006_pagerduty_identity"
-down_revision = "0005_slack_life"
+revision = "0007_pagerduty_identity"
+down_revision = "0006_trackers"
 branch_labels = None
 depends_on = None
 
