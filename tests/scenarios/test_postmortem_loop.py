@@ -231,6 +231,9 @@ def test_history_and_restore_bring_back_an_earlier_summary(sandbox: SlackSandbox
     sandbox.wait_for(lambda: "Checkout returned 500s for 20 minutes" in json.dumps(summaries(sandbox)))
     assert len(summaries(sandbox)) == 1
     # The restored revision's document is posted in the incident card's thread, as a publish posts its own.
-    [document] = sandbox.wait_for(lambda: [f for f in sandbox.files.values() if f["name"].endswith("-r3.md")])
+    # The file is listed once its upload URL is asked for, and has content only once the upload completes.
+    [document] = sandbox.wait_for(
+        lambda: [f for f in sandbox.files.values() if f["name"].endswith("-r3.md") and f["content"]]
+    )
     assert "Checkout returned 500s for 20 minutes" in document["content"].decode()
     assert "A worse summary" not in document["content"].decode()
