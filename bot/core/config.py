@@ -155,13 +155,21 @@ class Settings(BaseSettings):
     github_webhook_secret: str | None = None
     # Where the tracker cannot reach the bot's webhooks: poll the linked issues every N minutes (0: never).
     tracker_poll_minutes: int = Field(default=0, ge=0, le=1440)
+    # The docs repository (docs/docs-repository.md): a git URL or path to clone and push to; unset: no sync.
+    docs_repo: str | None = None
+    docs_repo_dir: str = "postmortems/"
+    docs_schedule: str = "daily 02:00"
+    # owner/name for the pull requests; unset: read from a GitHub DOCS_REPO URL.
+    docs_github_repository: str | None = None
+    # Where the bot keeps its clone of DOCS_REPO (fetched again on every run).
+    docs_work_dir: str = ".postmortem-bot/docs-repo"
 
     @field_validator("pagerduty_webhook_secrets", "postmortem_admins", "jira_labels", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("retro_schedule", "digest_schedule")
+    @field_validator("retro_schedule", "digest_schedule", "docs_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
         WeeklySchedule.parse(value)
@@ -239,12 +247,22 @@ class Settings(BaseSettings):
             raise ValueError("must be a Jira project key such as OPS (upper-case letters and digits)")
         return value
 
-    @field_validator("github_repository")
+    @field_validator("github_repository", "docs_github_repository")
     @classmethod
     def _repository(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
             raise ValueError("must be owner/name, e.g. acme/ops")
         return value
+
+    @field_validator("docs_repo_dir")
+    @classmethod
+    def _docs_dir(cls, value: str) -> str:
+        parts = [part for part in value.strip().strip("/").split("/") if part]
+        if not parts or any(part in (".", "..") for part in parts):
+            raise ValueError(
+                "must be a directory inside the repository, such as postmortems/ or docs/postmortems/"
+            )
+        return "/".join(parts) + "/"
 
     @field_validator("database_url")
     @classmethod
@@ -275,6 +293,30 @@ class Settings(BaseSettings):
     @property
     def working_weekdays(self) -> tuple[int, ...]:
         return parse_days(self.working_days)
+
+    @property
+    def docs(self) -> WeeklySchedule:
+        return WeeklySchedule.parse(self.docs_schedule)
+
+    @property
+    def docs_pull_repository(self) -> str | None:
+        """owner/name of the docs repository on GitHub: DOCS_GITHUB_REPOSITORY, else from a GitHub DOCS_REPO
+        (https://github.com/acme/devops-docs.git or git@github.com:acme/devops-docs.git)."""
+        if self.docs_github_repository:
+            return self.docs_github_repository
+        match = re.fullmatch(
+            r"(?:https://[^/]*github[^/]*/|git@[^:]*github[^:]*:)([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?",
+            (self.docs_repo or "").strip(),
+        )
+        return match.group(1) if match else None
+
+    def require_docs(self) -> None:
+        """The docs sync needs the repository, its owner/name on GitHub and a token."""
+        missing = [name for name in ("DOCS_REPO", "GITHUB_TOKEN") if not getattr(self, name.lower())]
+        if self.docs_repo and not self.docs_pull_repository:
+            missing.append("DOCS_GITHUB_REPOSITORY (DOCS_REPO is not a GitHub URL)")
+        if missing:
+            raise ConfigError("The docs sync needs " + ", ".join(missing) + " (see docs/docs-repository.md).")
 
     @property
     def digest_target(self) -> str:

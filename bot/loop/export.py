@@ -12,6 +12,7 @@ new branch `postmortems/<date>` of the git repository DIR is in, ready for a pul
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Sequence
@@ -81,6 +82,23 @@ def _documents_by_ref(out: Path) -> dict[str, list[Path]]:
     return found
 
 
+def front_matter(entry: ExportedPostmortem) -> str:
+    """YAML front matter for MkDocs / Backstage TechDocs (docs/docs-repository.md): every value a JSON
+    string or list, which YAML reads as it is."""
+    fields: dict[str, object] = {
+        "title": entry.title,
+        "incident": entry.ref,
+        "service": entry.services[0] if entry.services else None,
+        "services": entry.services,
+        "severity": entry.severity,
+        "triggered": entry.triggered,
+        "published": entry.published,
+        "tags": ["postmortem", *([entry.severity] if entry.severity else []), *entry.services],
+    }
+    lines = [f"{name}: {json.dumps(value, ensure_ascii=False)}" for name, value in fields.items()]
+    return "---\n" + "\n".join(lines) + "\n---\n\n"
+
+
 def export_postmortems(
     *,
     session: Session,
@@ -89,9 +107,11 @@ def export_postmortems(
     tz: ZoneInfo,
     response_target_minutes: int,
     people: PeopleLookup = nobody_known,
+    with_front_matter: bool = False,
 ) -> ExportResult:
     """Write every published post-mortem and the index into `out` (created if missing). `people` names
-    the people in the documents (without it, they are shown by Slack id)."""
+    the people in the documents (without it, they are shown by Slack id); with `with_front_matter` each
+    document starts with `front_matter` (the docs repository's layout)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = session.exec(
         select(Incident, Postmortem)
@@ -115,22 +135,22 @@ def export_postmortems(
                 removed.append(stale)
         if not exported:
             continue
+        entry = ExportedPostmortem(
+            filename=filename,
+            ref=display_id(incident),
+            title=incident.title,
+            severity=postmortem.severity,
+            services=list(postmortem.services),
+            triggered=format_instant(incident.triggered_at, tz, "%Y-%m-%d"),
+            published=format_instant(postmortem.published_at, tz, "%Y-%m-%d"),
+        )
+        document = render_document(
+            session=session, incident=incident, postmortem=postmortem, tz=tz, people=people
+        )
         path = out / filename
-        path.write_text(
-            render_document(session=session, incident=incident, postmortem=postmortem, tz=tz, people=people)
-        )
+        path.write_text((front_matter(entry) if with_front_matter else "") + document)
         files.append(path)
-        entries.append(
-            ExportedPostmortem(
-                filename=filename,
-                ref=display_id(incident),
-                title=incident.title,
-                severity=postmortem.severity,
-                services=list(postmortem.services),
-                triggered=format_instant(incident.triggered_at, tz, "%Y-%m-%d"),
-                published=format_instant(postmortem.published_at, tz, "%Y-%m-%d"),
-            )
-        )
+        entries.append(entry)
 
     # The KPIs of every incident so far: from the first one's trigger until now.
     first = session.exec(select(func.min(Incident.triggered_at))).one() or now

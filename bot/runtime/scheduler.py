@@ -38,7 +38,7 @@ from bot.core.clock import utcnow
 from bot.core.config import Settings, WeeklySchedule
 from bot.core.db import insert_ignoring_duplicates, read_scope, session_scope
 from bot.core.models import JobRun, SchedulerLease
-from bot.loop import digest, reminders, wins
+from bot.loop import digest, docs_sync, reminders, wins
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ class Job:
 
 
 def build_jobs(settings: Settings) -> list[Job]:
-    """The fixed set of jobs."""
-    return [
+    """The fixed set of jobs (the docs sync only with DOCS_REPO set)."""
+    jobs = [
         # A retro reminder hours after the retro helps nobody.
         Job(
             "retro_reminder",
@@ -126,6 +126,12 @@ def build_jobs(settings: Settings) -> list[Job]:
             "wins_and_alerts", Every(SWEEP_MINUTES, settings), timedelta(minutes=SWEEP_MINUTES), wins.announce
         ),
     ]
+    if settings.docs_repo:
+        # The pull request shows everything published so far: a night missed is caught up within a day.
+        jobs.append(
+            Job("docs_sync", Weekly(settings.docs, settings), timedelta(days=1), docs_sync.docs_sync_job)
+        )
+    return jobs
 
 
 class JobRunner:
