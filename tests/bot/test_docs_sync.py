@@ -14,7 +14,7 @@ from sqlmodel import Session
 from bot.cli import main
 from bot.core.config import Settings, load_settings
 from bot.devtools.sandbox.github import GitHubStandIn
-from bot.loop.docs_sync import BRANCH, DocsSyncResult, sync_docs
+from bot.loop.docs_sync import BRANCH, DocsSyncError, DocsSyncResult, Git, sync_docs
 from bot.runtime.scheduler import JobRunner, build_jobs
 from tests.factories import add_incident, postmortem_of
 
@@ -239,3 +239,18 @@ def test_docs_sync_command(
     monkeypatch.delenv("DOCS_REPO")
     assert main(["docs", "sync"]) == 1
     assert "DOCS_REPO" in capsys.readouterr().err
+
+
+def test_the_token_reaches_git_only_through_its_environment(tmp_path: Path) -> None:
+    token = "ghp_secret_token_123"
+    settings = load_settings(
+        docs_repo="https://127.0.0.1:1/acme/devops-docs.git",
+        docs_github_repository="acme/devops-docs",
+        docs_work_dir=str(tmp_path / "work"),
+        github_token=token,
+    )
+    with pytest.raises(DocsSyncError) as refused:
+        sync_docs(session=None, settings=settings, now=NOW)  # type: ignore[arg-type]  # fails before the database
+    assert "git clone failed" in str(refused.value)
+    assert token not in str(refused.value) and "x-access-token" not in str(refused.value)
+    assert Git(tmp_path, settings).env["GIT_CONFIG_KEY_0"] == "http.extraheader"
