@@ -310,6 +310,18 @@ class Settings(BaseSettings):
         )
         return match.group(1) if match else None
 
+    @property
+    def docs_web_dir(self) -> str | None:
+        """Where the documents are once merged, on GitHub's web (`blob/HEAD` is the default branch):
+        https://github.com/acme/devops-docs/blob/HEAD/postmortems/ (GitHub Enterprise: its host); None
+        without a docs repository on GitHub."""
+        repository = self.docs_pull_repository if self.docs_repo else None
+        if repository is None:
+            return None
+        api = self.github_api_url.rstrip("/")
+        web = "https://github.com" if api == "https://api.github.com" else api.removesuffix("/api/v3")
+        return f"{web}/{repository}/blob/HEAD/{self.docs_repo_dir}"
+
     def require_docs(self) -> None:
         """The docs sync needs the repository, its owner/name on GitHub and a token."""
         missing = [name for name in ("DOCS_REPO", "GITHUB_TOKEN") if not getattr(self, name.lower())]

@@ -26,7 +26,22 @@ from bot.core.rendering import (
     slack_markdown,
 )
 from bot.domain.action_items import action_items_of
-from bot.domain.incidents import display_id
+from bot.domain.incidents import display_id, slugify
+
+MAX_SLUG = 60
+
+
+def file_ref(incident: Incident) -> str:
+    """The incident in a document's file name: `inc-1234`, or `d-7` for one declared without PagerDuty."""
+    return f"inc-{incident.number}" if incident.number is not None else f"d-{incident.id}"
+
+
+def document_filename(incident: Incident, tz: ZoneInfo) -> str:
+    """`2026-11-20-inc-1234-checkout-is-down.md`: the document's name in an export or the docs repository."""
+    slug = slugify(incident.title)[:MAX_SLUG].rstrip("-")
+    day = format_instant(incident.triggered_at, tz, "%Y-%m-%d")
+    return f"{day}-{file_ref(incident)}{'-' + slug if slug else ''}.md"
+
 
 _MENTION_PREFIX, _MENTION_SUFFIX = "<@", ">"
 

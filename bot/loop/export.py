@@ -26,12 +26,12 @@ from sqlmodel import Session, col, select
 
 from bot.core.models import Incident, Postmortem, PostmortemStatus
 from bot.core.rendering import format_instant, render
-from bot.domain.document import PeopleLookup, nobody_known, render_document
-from bot.domain.incidents import display_id, shown_publicly, slugify
+from bot.domain.document import PeopleLookup, document_filename, nobody_known, render_document
+from bot.domain.document import file_ref as _ref
+from bot.domain.incidents import display_id, shown_publicly
 from bot.loop.kpis import compute_kpis, kpi_table
 
 INDEX = "README.md"
-MAX_SLUG = 60
 
 
 class ExportError(Exception):
@@ -54,17 +54,6 @@ class ExportResult:
     files: list[Path]  # every file written, the index last
     # Files earlier exports wrote that must go: an incident renamed since, or no longer shared publicly.
     removed: list[Path] = field(default_factory=list)
-
-
-def _ref(incident: Incident) -> str:
-    return f"inc-{incident.number}" if incident.number is not None else f"d-{incident.id}"
-
-
-def document_filename(incident: Incident, tz: ZoneInfo) -> str:
-    """`2026-11-20-inc-1234-checkout-is-down.md` (`d-7` for incidents declared without PagerDuty)."""
-    slug = slugify(incident.title)[:MAX_SLUG].rstrip("-")
-    day = format_instant(incident.triggered_at, tz, "%Y-%m-%d")
-    return f"{day}-{_ref(incident)}{'-' + slug if slug else ''}.md"
 
 
 # `<date>-<ref>[-<slug>].md`: the reference right after the date identifies the incident (a slug can

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.cli import main
 from bot.core.config import Settings, load_settings
+from bot.core.models import Incident
 from bot.devtools.sandbox.github import GitHubStandIn
 from bot.loop.docs_sync import BRANCH, DocsSyncError, DocsSyncResult, Git, sync_docs
 from bot.runtime.scheduler import JobRunner, build_jobs
+from bot.slack import notices
 from tests.factories import add_incident, postmortem_of
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -254,3 +256,29 @@ def test_the_token_reaches_git_only_through_its_environment(tmp_path: Path) -> N
     assert "git clone failed" in str(refused.value)
     assert token not in str(refused.value) and "x-access-token" not in str(refused.value)
     assert Git(tmp_path, settings).env["GIT_CONFIG_KEY_0"] == "http.extraheader"
+
+
+def test_the_summary_links_to_the_document_s_place_once_merged(
+    session: Session, settings: Settings, remote: Path, github: GitHubStandIn
+) -> None:
+    published(session, 17, "Checkout is down")
+    [incident] = session.exec(select(Incident)).all()
+    pm = postmortem_of(session, incident)
+
+    def footer(with_settings: Settings) -> str:
+        _text, blocks = notices.summary_message(
+            session=session, incident=incident, postmortem=pm, settings=with_settings
+        )
+        return str(blocks[-1])
+
+    assert "docs repository" not in footer(load_settings())
+    github_settings = load_settings(docs_repo="git@github.com:acme/devops-docs.git")
+    assert (
+        "<https://github.com/acme/devops-docs/blob/HEAD/postmortems/2026-11-17-inc-1017-checkout-is-down.md"
+        "|In the docs repository> once merged" in footer(github_settings)
+    )
+    # The link's path is where the sync puts the document: merged, it is on the default branch.
+    sync(session, settings)
+    git(remote, "update-ref", "refs/heads/main", BRANCH)
+    link = footer(settings).split("/blob/HEAD/", 1)[1].split("|", 1)[0]
+    assert link in git(remote, "ls-tree", "-r", "--name-only", "main").splitlines()
