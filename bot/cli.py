@@ -146,13 +146,16 @@ def _docs_sync(_args: argparse.Namespace) -> int:
     """`postmortem-bot docs sync`: the scheduled docs sync, now (docs/docs-repository.md)."""
     from bot.core.clock import utcnow
     from bot.core.config import ConfigError
-    from bot.loop.docs_sync import DocsSyncError, sync_docs
+    from bot.loop.docs_sync import DocsSyncError, people_of, sync_docs
     from bot.trackers.base import TrackerRefused, TrackerRetry
 
     settings = load_settings()
     try:
         result = _with_session(
-            settings, lambda session: sync_docs(session=session, settings=settings, now=utcnow())
+            settings,
+            lambda session: sync_docs(
+                session=session, settings=settings, now=utcnow(), people=people_of(settings)
+            ),
         )
     except (ConfigError, DocsSyncError, TrackerRefused, TrackerRetry) as exc:
         print(f"postmortem-bot: {exc}", file=sys.stderr)

@@ -27,7 +27,10 @@ from sqlmodel import Session
 
 from bot.core.config import Settings
 from bot.core.rendering import format_instant
+from bot.domain.document import PeopleLookup, nobody_known
 from bot.loop.export import export_postmortems
+from bot.slack.client import make_client
+from bot.slack.people import PeopleDirectory
 from bot.trackers.base import TrackerRefused
 from bot.trackers.github import GitHubClient
 
@@ -126,7 +129,7 @@ def _clone_or_fetch(git: Git, settings: Settings) -> str:
 
 
 def _write_and_commit(
-    git: Git, settings: Settings, session: Session, now: datetime, start: str
+    git: Git, settings: Settings, session: Session, now: datetime, start: str, people: PeopleLookup
 ) -> str | None:
     """Check out BRANCH at `start`, write the documents, commit them; the commit, or None when unchanged."""
     git.run("checkout", "--quiet", "--force", "-B", BRANCH, start)
@@ -138,6 +141,7 @@ def _write_and_commit(
         now=now,
         tz=settings.tz,
         response_target_minutes=settings.response_target_minutes,
+        people=people,
         with_front_matter=True,
     )
     git.run("add", "--all", "--", directory)
@@ -148,7 +152,7 @@ def _write_and_commit(
     return git.out("rev-parse", "HEAD")
 
 
-def _push(git: Git, settings: Settings, session: Session, now: datetime) -> int:
+def _push(git: Git, settings: Settings, session: Session, now: datetime, people: PeopleLookup) -> int:
     """Push BRANCH; when refused (someone pushed meanwhile), fetch, rebase onto theirs and push again.
     Returns the number of attempts."""
     for attempt in range(1, PUSH_ATTEMPTS + 1):
@@ -163,7 +167,7 @@ def _push(git: Git, settings: Settings, session: Session, now: datetime) -> int:
         if git.run("rebase", "--quiet", theirs, check=False).returncode != 0:
             # Their change touched our lines: drop our commit and write the documents again on top of theirs.
             git.run("rebase", "--abort", check=False)
-            if _write_and_commit(git, settings, session, now, theirs) is None:
+            if _write_and_commit(git, settings, session, now, theirs, people) is None:
                 return attempt
     raise DocsSyncError(f"git push of {BRANCH} refused {PUSH_ATTEMPTS} times: {pushed.stderr.strip()[:300]}")
 
@@ -201,9 +205,15 @@ def _open_or_update(
 
 
 def sync_docs(
-    *, session: Session, settings: Settings, now: datetime, client: GitHubClient | None = None
+    *,
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    client: GitHubClient | None = None,
+    people: PeopleLookup = nobody_known,
 ) -> DocsSyncResult:
-    """One run of the docs sync (the scheduled job and `postmortem-bot docs sync`)."""
+    """One run of the docs sync (the scheduled job and `postmortem-bot docs sync`); `people` names the
+    people in the documents, as `export_postmortems` does."""
     settings.require_docs()
     if client is None:
         client = GitHubClient(
@@ -215,10 +225,10 @@ def sync_docs(
     base = _clone_or_fetch(git, settings)
     remote_branch = f"origin/{BRANCH}"
     start = remote_branch if git.ref(remote_branch) else f"origin/{base}"
-    commit = _write_and_commit(git, settings, session, now, start)
+    commit = _write_and_commit(git, settings, session, now, start, people)
     attempts = 0
     if commit is not None:
-        attempts = _push(git, settings, session, now)
+        attempts = _push(git, settings, session, now, people)
         commit = git.out("rev-parse", "HEAD")
     head = git.ref("HEAD")
     synced = git.run("config", "--get", SYNCED_KEY, check=False).stdout.strip()
@@ -236,5 +246,10 @@ def sync_docs(
 def docs_sync_job(
     *, session: Session, settings: Settings, now: datetime, scheduled_for: datetime
 ) -> DocsSyncResult:
-    """The scheduled job (bot/runtime/scheduler.py, DOCS_SCHEDULE, under the lease)."""
-    return sync_docs(session=session, settings=settings, now=now)
+    """The scheduled job (bot/runtime/scheduler.py, DOCS_SCHEDULE, under the lease): people by name when
+    the bot's token is at hand, like `postmortem-bot export`."""
+    return sync_docs(session=session, settings=settings, now=now, people=people_of(settings))
+
+
+def people_of(settings: Settings) -> PeopleLookup:
+    return PeopleDirectory(make_client(settings)).lookup if settings.slack_bot_token else nobody_known
