@@ -169,6 +169,24 @@ def _docs_sync(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _runbooks(_args: argparse.Namespace) -> int:
+    """`postmortem-bot runbooks`: the runbook health check's report, now (docs/runbooks.md)."""
+    from bot.core.clock import utcnow
+    from bot.loop.docs_sync import DocsSyncError
+    from bot.loop.runbooks import check_runbooks, report_lines
+
+    settings = load_settings()
+    try:
+        report = _with_session(
+            settings, lambda session: check_runbooks(session=session, settings=settings, now=utcnow())
+        )
+    except (ConfigError, DocsSyncError) as exc:
+        print(f"postmortem-bot: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(line.replace("*", "") for line in report_lines(report, settings)))
+    return 0
+
+
 def _outbox(args: argparse.Namespace) -> int:
     """Parked outbox rows: list them, replay them (`retry`) or give them up (`drop`)."""
     from bot.core.clock import utcnow
@@ -245,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     docs_commands.add_parser(
         "sync", help="push the published post-mortems and open or update the pull request, now"
     ).set_defaults(func=_docs_sync)
+
+    commands.add_parser(
+        "runbooks", help="the runbook health check: stale runbooks, services without one (docs/runbooks.md)"
+    ).set_defaults(func=_runbooks)
 
     outbox = commands.add_parser("outbox", help="parked Slack messages: list, replay or drop them")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)

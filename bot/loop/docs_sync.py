@@ -18,6 +18,7 @@ import base64
 import logging
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,8 @@ BRANCH = "postmortem-bot/postmortems"
 PUSH_ATTEMPTS = 3
 # Kept in the clone's git config: the branch head a pull request was last opened or updated for.
 SYNCED_KEY = "postmortem-bot.synced"
+# One run at a time in the clone (the docs sync and the runbook check share it; APScheduler has 2 threads).
+WORKDIR_LOCK = threading.Lock()
 AUTHOR = ("postmortem-bot", "postmortem-bot@users.noreply.github.com")
 
 
@@ -106,7 +109,7 @@ class Git:
         return found.stdout.strip() if found.returncode == 0 else None
 
 
-def _clone_or_fetch(git: Git, settings: Settings) -> str:
+def clone_or_fetch(git: Git, settings: Settings) -> str:
     """The clone, fresh from the remote; returns the remote's default branch."""
     if not (git.workdir / ".git").is_dir():
         git.workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -221,8 +224,15 @@ def sync_docs(
             token=settings.github_token or "",
             repository=settings.docs_pull_repository or "",
         )
+    with WORKDIR_LOCK:
+        return _sync(session=session, settings=settings, now=now, client=client, people=people)
+
+
+def _sync(
+    *, session: Session, settings: Settings, now: datetime, client: GitHubClient, people: PeopleLookup
+) -> DocsSyncResult:
     git = Git(Path(settings.docs_work_dir).resolve(), settings)
-    base = _clone_or_fetch(git, settings)
+    base = clone_or_fetch(git, settings)
     remote_branch = f"origin/{BRANCH}"
     start = remote_branch if git.ref(remote_branch) else f"origin/{base}"
     commit = _write_and_commit(git, settings, session, now, start, people)

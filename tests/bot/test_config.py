@@ -72,6 +72,9 @@ def test_defaults() -> None:
         ("DOCS_SCHEDULE", "nightly"),
         ("DOCS_REPO_DIR", "../elsewhere"),
         ("DOCS_GITHUB_REPOSITORY", "docs"),
+        ("RUNBOOKS", "checkout"),
+        ("RUNBOOK_CHECK_SCHEDULE", "quarterly someday 10:00"),
+        ("RUNBOOK_STALE_INCIDENTS", "0"),
     ],
 )
 def test_malformed_variable_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -163,3 +166,10 @@ def test_the_docs_sync_names_each_missing_setting() -> None:
     with pytest.raises(ConfigError, match="DOCS_GITHUB_REPOSITORY"):
         load_settings(docs_repo="/srv/docs.git", github_token="t").require_docs()
     load_settings(docs_repo="https://github.com/acme/devops-docs", github_token="t").require_docs()
+
+
+def test_runbooks_are_service_equals_path_and_the_check_is_quarterly_by_default() -> None:
+    settings = load_settings(runbooks="checkout=/runbooks/checkout.md, search = runbooks/search.md")
+    assert settings.runbooks == {"checkout": "runbooks/checkout.md", "search": "runbooks/search.md"}
+    assert settings.runbook_check_schedule == "quarterly mon 10:00" and settings.runbook_stale_incidents == 2
+    assert load_settings(runbook_check_schedule="mon 09:00").runbook_check.days == (0,)  # weekly works too
