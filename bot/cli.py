@@ -142,6 +142,51 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _docs_sync(_args: argparse.Namespace) -> int:
+    """`postmortem-bot docs sync`: the scheduled docs sync, now (docs/docs-repository.md)."""
+    from bot.core.clock import utcnow
+    from bot.core.config import ConfigError
+    from bot.loop.docs_sync import DocsSyncError, people_of, sync_docs
+    from bot.trackers.base import TrackerRefused, TrackerRetry
+
+    settings = load_settings()
+    try:
+        result = _with_session(
+            settings,
+            lambda session: sync_docs(
+                session=session, settings=settings, now=utcnow(), people=people_of(settings)
+            ),
+        )
+    except (ConfigError, DocsSyncError, TrackerRefused, TrackerRetry) as exc:
+        print(f"postmortem-bot: {exc}", file=sys.stderr)
+        return 1
+    if result.pull_request is None:
+        print("nothing new since the last sync: no commit, no pull request")
+    else:
+        what = "opened" if result.created else "updated"
+        pushed = f"pushed {result.commit[:12]}, " if result.commit else ""
+        print(f"{pushed}{what} pull request {result.pull_request.get('html_url')}")
+    return 0
+
+
+def _runbooks(_args: argparse.Namespace) -> int:
+    """`postmortem-bot runbooks`: the runbook health check's report, now (docs/runbooks.md)."""
+    from bot.core.clock import utcnow
+    from bot.loop.docs_sync import DocsSyncError
+    from bot.loop.runbooks import check_runbooks, report_lines
+
+    settings = load_settings()
+    try:
+        report = _with_session(
+            settings, lambda session: check_runbooks(session=session, settings=settings, now=utcnow())
+        )
+    except (ConfigError, DocsSyncError) as exc:
+        print(f"postmortem-bot: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(line.replace("*", "") for line in report_lines(report, settings)))
+    return 0
+
+
 def _outbox(args: argparse.Namespace) -> int:
     """Parked outbox rows: list them, replay them (`retry`) or give them up (`drop`)."""
     from bot.core.clock import utcnow
@@ -212,6 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--git", action="store_true", help="commit the files on a new branch postmortems/<date> of DIR's repo"
     )
     export.set_defaults(func=_export)
+
+    docs = commands.add_parser("docs", help="the docs repository (docs/docs-repository.md)")
+    docs_commands = docs.add_subparsers(dest="docs_command", required=True)
+    docs_commands.add_parser(
+        "sync", help="push the published post-mortems and open or update the pull request, now"
+    ).set_defaults(func=_docs_sync)
+
+    commands.add_parser(
+        "runbooks", help="the runbook health check: stale runbooks, services without one (docs/runbooks.md)"
+    ).set_defaults(func=_runbooks)
 
     outbox = commands.add_parser("outbox", help="parked Slack messages: list, replay or drop them")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)

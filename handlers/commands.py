@@ -21,6 +21,7 @@ USAGE = """*How to use `/postmortem`*
 • `/postmortem resolve`: mark this channel's incident resolved now (PagerDuty incidents resolve by themselves)
 • `/postmortem list`: recent incidents and their post-mortem status
 • `/postmortem actions`: your open action items, soonest due first
+• `/postmortem runbooks`: the runbook check (stale runbooks, services without one), as of the last fetch
 • `/postmortem history`: the post-mortem's revisions (who changed which fields, when)
 • `/postmortem restore <revision>`: bring back an earlier revision (saved as a new revision)
 • `/postmortem help`: this message"""
@@ -47,6 +48,8 @@ def handle_postmortem_command(ack: Ack, command: dict[str, Any], client: WebClie
             ack(response_type="ephemeral", text=f"Incident {ref} resolved after {format_duration(seconds)}.")
         case "actions":
             ack(response_type="ephemeral", text=lookups.my_actions(runtime, user_id))
+        case "runbooks":
+            ack(response_type="ephemeral", text=lookups.runbook_report(runtime, utcnow()))
         case "list":
             ack(response_type="ephemeral", text=lookups.incident_list(runtime))
         case "history":

@@ -7,78 +7,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# WeeklySchedule and parse_days live in bot/core/schedules.py; imported from here by the rest of the bot.
+from bot.core.schedules import QuarterlySchedule, WeeklySchedule, parse_days
+
+__all__ = ["ConfigError", "QuarterlySchedule", "Settings", "WeeklySchedule", "load_settings", "parse_days"]
+
 SLACK_API_URL_DEFAULT = "https://slack.com/api/"
-
-
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SCHEDULE = re.compile(r"^(?P<days>[a-z,\-]+)\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})$")
-
-
-def parse_days(days_text: str, text: str | None = None) -> tuple[int, ...]:
-    """`mon-fri`, `mon,thu`, `sat,sun` or `daily` -> weekdays (0 = Monday); `text` is what errors quote."""
-    quoted = repr(text if text is not None else days_text)
-    days: set[int] = set()
-    for part in days_text.strip().lower().split(","):
-        if part == "daily":
-            days.update(range(7))
-        elif "-" in part:
-            first, _, last = part.partition("-")
-            if first not in _DAYS or last not in _DAYS:
-                raise ValueError(f"{quoted}: unknown day in {part!r} (use mon..sun)")
-            start, end = _DAYS.index(first), _DAYS.index(last)
-            if start > end:
-                raise ValueError(f"{quoted}: the range {part!r} runs backwards")
-            days.update(range(start, end + 1))
-        elif part in _DAYS:
-            days.add(_DAYS.index(part))
-        else:
-            raise ValueError(f"{quoted}: unknown day {part!r} (use mon..sun, a range mon-fri, or daily)")
-    return tuple(sorted(days))
-
-
-@dataclass(frozen=True)
-class WeeklySchedule:
-    """A cron-like schedule: days of the week and a local time, e.g. "fri 15:00", "mon-fri 09:30",
-    "mon,thu 10:00" or "daily 08:00". Times are in `TIMEZONE`."""
-
-    days: tuple[int, ...]  # 0 = Monday, as datetime.weekday()
-    hour: int
-    minute: int
-
-    @classmethod
-    def parse(cls, text: str) -> WeeklySchedule:
-        match = _SCHEDULE.match(text.strip().lower())
-        if match is None:
-            raise ValueError(f"{text!r} is not a schedule: write days and a time, e.g. 'fri 15:00'")
-        hour, minute = int(match["hour"]), int(match["minute"])
-        if hour > 23 or minute > 59:
-            raise ValueError(f"{text!r}: the time must be between 00:00 and 23:59")
-        return cls(days=parse_days(match["days"], text), hour=hour, minute=minute)
-
-    @property
-    def cron_days(self) -> str:
-        """APScheduler's `day_of_week` field."""
-        return ",".join(_DAYS[day] for day in self.days)
-
-    def previous(self, now: datetime, tz: ZoneInfo) -> datetime:
-        """The latest scheduled instant at or before `now` (aware UTC in, aware UTC out)."""
-        local = now.astimezone(tz)
-        for back in range(8):
-            day = local.date() - timedelta(days=back)
-            if day.weekday() not in self.days:
-                continue
-            candidate = datetime.combine(day, time(self.hour, self.minute), tzinfo=tz).astimezone(now.tzinfo)
-            if candidate <= now:
-                return candidate
-        raise AssertionError("a weekly schedule fires at least once in eight days")
 
 
 class ConfigError(Exception):
@@ -185,6 +125,19 @@ class Settings(BaseSettings):
     github_webhook_secret: str | None = None
     # Where the tracker cannot reach the bot's webhooks: poll the linked issues every N minutes (0: never).
     tracker_poll_minutes: int = Field(default=0, ge=0, le=1440)
+    # The docs repository (docs/docs-repository.md): a git URL or path to clone and push to; unset: no sync.
+    docs_repo: str | None = None
+    docs_repo_dir: str = "postmortems/"
+    docs_schedule: str = "daily 02:00"
+    # owner/name for the pull requests; unset: read from a GitHub DOCS_REPO URL.
+    docs_github_repository: str | None = None
+    # Where the bot keeps its clone of DOCS_REPO (fetched again on every run).
+    docs_work_dir: str = ".postmortem-bot/docs-repo"
+    # The runbook check (docs/runbooks.md): "SERVICE=path in DOCS_REPO,...", its schedule, and how many
+    # incidents since a runbook's last change make it stale.
+    runbooks: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    runbook_check_schedule: str = "quarterly mon 10:00"
+    runbook_stale_incidents: int = Field(default=2, ge=1)
 
     @field_validator(
         "pagerduty_webhook_secrets",
@@ -198,7 +151,7 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("retro_schedule", "digest_schedule")
+    @field_validator("retro_schedule", "digest_schedule", "docs_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
         WeeklySchedule.parse(value)
@@ -209,6 +162,22 @@ class Settings(BaseSettings):
     def _working_days(cls, value: str) -> str:
         parse_days(value)
         return value
+
+    @field_validator("runbook_check_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        QuarterlySchedule.parse(value) or WeeklySchedule.parse(value)
+        return value
+
+    @field_validator("runbooks", mode="before")
+    @classmethod
+    def _runbooks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = [entry.partition("=") for entry in _csv_parts(value)]
+        if any(not sep or not service.strip() or not path.strip().strip("/") for service, sep, path in pairs):
+            raise ValueError("expected SERVICE=path/of/runbook.md,... (paths in DOCS_REPO)")
+        return {service.strip(): path.strip().strip("/") for service, _, path in pairs}
 
     @field_validator("service_channels", mode="before")
     @classmethod
@@ -283,12 +252,22 @@ class Settings(BaseSettings):
             raise ValueError("must be a Jira project key such as OPS (upper-case letters and digits)")
         return value
 
-    @field_validator("github_repository")
+    @field_validator("github_repository", "docs_github_repository")
     @classmethod
     def _repository(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
             raise ValueError("must be owner/name, e.g. acme/ops")
         return value
+
+    @field_validator("docs_repo_dir")
+    @classmethod
+    def _docs_dir(cls, value: str) -> str:
+        parts = [part for part in value.strip().strip("/").split("/") if part]
+        if not parts or any(part in (".", "..") for part in parts):
+            raise ValueError(
+                "must be a directory inside the repository, such as postmortems/ or docs/postmortems/"
+            )
+        return "/".join(parts) + "/"
 
     @field_validator("database_url")
     @classmethod
@@ -319,6 +298,48 @@ class Settings(BaseSettings):
     @property
     def working_weekdays(self) -> tuple[int, ...]:
         return parse_days(self.working_days)
+
+    @property
+    def runbook_check(self) -> QuarterlySchedule | WeeklySchedule:
+        return QuarterlySchedule.parse(self.runbook_check_schedule) or WeeklySchedule.parse(
+            self.runbook_check_schedule
+        )
+
+    @property
+    def docs(self) -> WeeklySchedule:
+        return WeeklySchedule.parse(self.docs_schedule)
+
+    @property
+    def docs_pull_repository(self) -> str | None:
+        """owner/name of the docs repository on GitHub: DOCS_GITHUB_REPOSITORY, else from a GitHub DOCS_REPO
+        (https://github.com/acme/devops-docs.git or git@github.com:acme/devops-docs.git)."""
+        if self.docs_github_repository:
+            return self.docs_github_repository
+        match = re.fullmatch(
+            r"(?:https://[^/]*github[^/]*/|git@[^:]*github[^:]*:)([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?",
+            (self.docs_repo or "").strip(),
+        )
+        return match.group(1) if match else None
+
+    @property
+    def docs_web_dir(self) -> str | None:
+        """Where the documents are once merged, on GitHub's web (`blob/HEAD` is the default branch):
+        https://github.com/acme/devops-docs/blob/HEAD/postmortems/ (GitHub Enterprise: its host); None
+        without a docs repository on GitHub."""
+        repository = self.docs_pull_repository if self.docs_repo else None
+        if repository is None:
+            return None
+        api = self.github_api_url.rstrip("/")
+        web = "https://github.com" if api == "https://api.github.com" else api.removesuffix("/api/v3")
+        return f"{web}/{repository}/blob/HEAD/{self.docs_repo_dir}"
+
+    def require_docs(self) -> None:
+        """The docs sync needs the repository, its owner/name on GitHub and a token."""
+        missing = [name for name in ("DOCS_REPO", "GITHUB_TOKEN") if not getattr(self, name.lower())]
+        if self.docs_repo and not self.docs_pull_repository:
+            missing.append("DOCS_GITHUB_REPOSITORY (DOCS_REPO is not a GitHub URL)")
+        if missing:
+            raise ConfigError("The docs sync needs " + ", ".join(missing) + " (see docs/docs-repository.md).")
 
     @property
     def digest_target(self) -> str:

@@ -26,7 +26,34 @@ from bot.core.rendering import (
     slack_markdown,
 )
 from bot.domain.action_items import action_items_of
-from bot.domain.incidents import display_id
+from bot.domain.incidents import display_id, slugify
+
+MAX_SLUG = 60
+
+
+def file_ref(incident: Incident) -> str:
+    """The incident's part of its file name, stable for the incident: a PagerDuty number alone is not
+    (two accounts both have an incident #37), so PagerDuty incidents carry their id too; `d-7` for one
+    declared without PagerDuty."""
+    parts = [f"inc-{incident.number}"] if incident.number is not None else []
+    parts += [f"pd-{slugify(incident.pagerduty_id)}"] if incident.pagerduty_id else []
+    return "-".join(parts) or f"d-{incident.id}"
+
+
+def legacy_file_ref(incident: Incident) -> str | None:
+    """The name earlier versions gave a PagerDuty incident's file (`inc-<number>`), replaced on export."""
+    if incident.pagerduty_id is not None and incident.number is not None:
+        return f"inc-{incident.number}"
+    return None
+
+
+def document_filename(incident: Incident, tz: ZoneInfo) -> str:
+    """`2026-11-20-inc-1234-pd-q1abc-checkout-is-down.md` (`d-7` for an incident declared without
+    PagerDuty): the document's name in an export or the docs repository."""
+    slug = slugify(incident.title)[:MAX_SLUG].rstrip("-")
+    day = format_instant(incident.triggered_at, tz, "%Y-%m-%d")
+    return f"{day}-{file_ref(incident)}{'-' + slug if slug else ''}.md"
+
 
 _MENTION_PREFIX, _MENTION_SUFFIX = "<@", ">"
 

@@ -12,7 +12,9 @@ from bot.domain.incidents import display_id, public_title, recent_incidents
 from bot.domain.postmortems import postmortem_for, revisions_of
 from bot.flows.context import Runtime
 from bot.flows.postmortems import channel_postmortem
+from bot.loop.docs_sync import DocsSyncError
 from bot.loop.home_content import home_content
+from bot.loop.runbooks import check_runbooks, report_lines
 from bot.slack.home_view import app_home
 from bot.slack.messages import issue_link
 
@@ -76,3 +78,16 @@ def home_view(runtime: Runtime, user_id: str, at: datetime) -> dict[str, Any]:
             response_target_minutes=settings.response_target_minutes,
         )
     return app_home(content, tz=settings.tz, target_minutes=settings.response_target_minutes)
+
+
+def runbook_report(runtime: Runtime, at: datetime) -> str:
+    """`/postmortem runbooks`: the runbook check's report, from the docs repository as last fetched."""
+    settings = runtime.settings
+    if not settings.docs_repo or not settings.runbooks:
+        return "The runbook check is not set up: it needs `DOCS_REPO` and `RUNBOOKS` (see docs/runbooks.md)."
+    try:
+        with runtime.read() as session:
+            report = check_runbooks(session=session, settings=settings, now=at, fetch=False)
+    except DocsSyncError as exc:
+        return str(exc)
+    return "\n".join(report_lines(report, settings))

@@ -12,6 +12,7 @@ new branch `postmortems/<date>` of the git repository DIR is in, ready for a pul
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Sequence
@@ -25,12 +26,13 @@ from sqlmodel import Session, col, select
 
 from bot.core.models import Incident, Postmortem, PostmortemStatus
 from bot.core.rendering import format_instant, render
-from bot.domain.document import PeopleLookup, nobody_known, render_document
-from bot.domain.incidents import display_id, shown_publicly, slugify
+from bot.domain.document import PeopleLookup, document_filename, nobody_known, render_document
+from bot.domain.document import file_ref as _ref
+from bot.domain.document import legacy_file_ref as _legacy_ref
+from bot.domain.incidents import display_id, shown_publicly
 from bot.loop.kpis import compute_kpis, kpi_table
 
 INDEX = "README.md"
-MAX_SLUG = 60
 
 
 class ExportError(Exception):
@@ -55,31 +57,6 @@ class ExportResult:
     removed: list[Path] = field(default_factory=list)
 
 
-def _ref(incident: Incident) -> str:
-    """The incident's part of its file name, stable for the incident: a PagerDuty number alone is not
-    (two accounts both have an incident #37), so PagerDuty incidents carry their id too."""
-    parts = [f"inc-{incident.number}"] if incident.number is not None else []
-    parts += [f"pd-{slugify(incident.pagerduty_id)}"] if incident.pagerduty_id else []
-    return "-".join(parts) or f"d-{incident.id}"
-
-
-def _legacy_ref(incident: Incident) -> str | None:
-    """The name earlier versions gave a PagerDuty incident's file (`inc-<number>`), replaced on export."""
-    return (
-        f"inc-{incident.number}"
-        if incident.pagerduty_id is not None and incident.number is not None
-        else None
-    )
-
-
-def document_filename(incident: Incident, tz: ZoneInfo) -> str:
-    """`2026-11-20-inc-1234-pd-q1abc-checkout-is-down.md` (`d-7` for incidents declared without
-    PagerDuty)."""
-    slug = slugify(incident.title)[:MAX_SLUG].rstrip("-")
-    day = format_instant(incident.triggered_at, tz, "%Y-%m-%d")
-    return f"{day}-{_ref(incident)}{'-' + slug if slug else ''}.md"
-
-
 # `<date>-<ref>[-<slug>].md`: the reference right after the date identifies the incident (a slug can
 # contain "-inc-12-", but never right after the date).
 _DOCUMENT_NAME = re.compile(
@@ -97,6 +74,23 @@ def _documents_by_ref(out: Path) -> dict[str, list[Path]]:
     return found
 
 
+def front_matter(entry: ExportedPostmortem) -> str:
+    """YAML front matter for MkDocs / Backstage TechDocs (docs/docs-repository.md): every value a JSON
+    string or list, which YAML reads as it is."""
+    fields: dict[str, object] = {
+        "title": entry.title,
+        "incident": entry.ref,
+        "service": entry.services[0] if entry.services else None,
+        "services": entry.services,
+        "severity": entry.severity,
+        "triggered": entry.triggered,
+        "published": entry.published,
+        "tags": ["postmortem", *([entry.severity] if entry.severity else []), *entry.services],
+    }
+    lines = [f"{name}: {json.dumps(value, ensure_ascii=False)}" for name, value in fields.items()]
+    return "---\n" + "\n".join(lines) + "\n---\n\n"
+
+
 def export_postmortems(
     *,
     session: Session,
@@ -105,9 +99,11 @@ def export_postmortems(
     tz: ZoneInfo,
     response_target_minutes: int,
     people: PeopleLookup = nobody_known,
+    with_front_matter: bool = False,
 ) -> ExportResult:
     """Write every published post-mortem and the index into `out` (created if missing). `people` names
-    the people in the documents (without it, they are shown by Slack id)."""
+    the people in the documents (without it, they are shown by Slack id); with `with_front_matter` each
+    document starts with `front_matter` (the docs repository's layout)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = session.exec(
         select(Incident, Postmortem)
@@ -132,22 +128,22 @@ def export_postmortems(
                 removed.append(stale)
         if not exported:
             continue
+        entry = ExportedPostmortem(
+            filename=filename,
+            ref=display_id(incident),
+            title=incident.title,
+            severity=postmortem.severity,
+            services=list(postmortem.services),
+            triggered=format_instant(incident.triggered_at, tz, "%Y-%m-%d"),
+            published=format_instant(postmortem.published_at, tz, "%Y-%m-%d"),
+        )
+        document = render_document(
+            session=session, incident=incident, postmortem=postmortem, tz=tz, people=people
+        )
         path = out / filename
-        path.write_text(
-            render_document(session=session, incident=incident, postmortem=postmortem, tz=tz, people=people)
-        )
+        path.write_text((front_matter(entry) if with_front_matter else "") + document)
         files.append(path)
-        entries.append(
-            ExportedPostmortem(
-                filename=filename,
-                ref=display_id(incident),
-                title=incident.title,
-                severity=postmortem.severity,
-                services=list(postmortem.services),
-                triggered=format_instant(incident.triggered_at, tz, "%Y-%m-%d"),
-                published=format_instant(postmortem.published_at, tz, "%Y-%m-%d"),
-            )
-        )
+        entries.append(entry)
 
     # The KPIs of every incident so far: from the first one's trigger until now.
     first = session.exec(select(func.min(Incident.triggered_at))).one() or now

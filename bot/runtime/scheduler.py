@@ -35,10 +35,10 @@ from sqlalchemy import CursorResult, Engine, or_, update
 from sqlmodel import Session, col, func, select
 
 from bot.core.clock import utcnow
-from bot.core.config import Settings, WeeklySchedule
+from bot.core.config import QuarterlySchedule, Settings, WeeklySchedule
 from bot.core.db import insert_ignoring_duplicates, read_scope, session_scope
 from bot.core.models import JobRun, SchedulerLease
-from bot.loop import digest, reminders, wins
+from bot.loop import digest, docs_sync, reminders, runbooks, wins
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,29 @@ class Weekly:
 
     def trigger(self) -> CronTrigger:
         return CronTrigger(
+            day_of_week=self.schedule.cron_days,
+            hour=self.schedule.hour,
+            minute=self.schedule.minute,
+            timezone=self.settings.tz,
+        )
+
+
+@dataclass(frozen=True)
+class Quarterly:
+    """RUNBOOK_CHECK_SCHEDULE's "quarterly mon 10:00": the first Monday of each quarter
+    (bot/core/schedules.py)."""
+
+    schedule: QuarterlySchedule
+    settings: Settings
+
+    def previous(self, now: datetime) -> datetime:
+        return self.schedule.previous(now, self.settings.tz)
+
+    def trigger(self) -> CronTrigger:
+        # APScheduler matches every field given (day and day_of_week both), unlike cron's either-or.
+        return CronTrigger(
+            month="1,4,7,10",
+            day="1-7",
             day_of_week=self.schedule.cron_days,
             hour=self.schedule.hour,
             minute=self.schedule.minute,
@@ -107,8 +130,8 @@ class Job:
 
 
 def build_jobs(settings: Settings) -> list[Job]:
-    """The fixed set of jobs."""
-    return [
+    """The fixed set of jobs (the docs sync only with DOCS_REPO set)."""
+    jobs = [
         # A retro reminder hours after the retro helps nobody.
         Job(
             "retro_reminder",
@@ -126,6 +149,19 @@ def build_jobs(settings: Settings) -> list[Job]:
             "wins_and_alerts", Every(SWEEP_MINUTES, settings), timedelta(minutes=SWEEP_MINUTES), wins.announce
         ),
     ]
+    if settings.docs_repo:
+        # The pull request shows everything published so far: a night missed is caught up within a day.
+        jobs.append(
+            Job("docs_sync", Weekly(settings.docs, settings), timedelta(days=1), docs_sync.docs_sync_job)
+        )
+    if settings.docs_repo and settings.runbooks:
+        check = settings.runbook_check
+        schedule = (
+            Quarterly(check, settings) if isinstance(check, QuarterlySchedule) else Weekly(check, settings)
+        )
+        # A quarterly report missed while the bot was down is still worth posting within the week.
+        jobs.append(Job("runbook_check", schedule, timedelta(days=7), runbooks.runbook_check_job))
+    return jobs
 
 
 class JobRunner:

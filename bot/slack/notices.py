@@ -24,7 +24,7 @@ from bot.core.rendering import (
 from bot.core.rows import id_of
 from bot.domain.action_items import issue_refs
 from bot.domain.channels import channel_state, reachable
-from bot.domain.document import document_context
+from bot.domain.document import document_context, document_filename
 from bot.domain.incidents import display_id, incident_channel_name, shown_publicly
 from bot.domain.postmortems import SaveResult
 from bot.slack import blocks, messages
@@ -194,8 +194,17 @@ def summary_message(
         action_item_ids=[id_of(i) for i in context["action_items"]],
         issues=[refs.get(id_of(i)) for i in context["action_items"]],
         timeline=[timeline_line(entry, settings) for entry in context["timeline"]],
-        footer=f"Published {published} by <@{postmortem.published_by}> · revision {postmortem.revision}",
+        footer=f"Published {published} by <@{postmortem.published_by}> · revision {postmortem.revision}"
+        + docs_link(incident, settings),
     )
+
+
+def docs_link(incident: Incident, settings: Settings) -> str:
+    """ " · <url|In the docs repository> once merged" with DOCS_REPO on GitHub (docs/docs-repository.md)."""
+    if settings.docs_web_dir is None:
+        return ""
+    url = settings.docs_web_dir + document_filename(incident, settings.tz)
+    return f" · <{url}|In the docs repository> once merged"
 
 
 _MENTION = re.compile(r"^<@[UW][A-Z0-9]+>$")

@@ -69,6 +69,12 @@ def test_defaults() -> None:
         ("GITHUB_API_URL", "api.github.com"),
         ("TRACKER_POLL_MINUTES", "-1"),
         ("JIRA_LABELS", "post mortem"),
+        ("DOCS_SCHEDULE", "nightly"),
+        ("DOCS_REPO_DIR", "../elsewhere"),
+        ("DOCS_GITHUB_REPOSITORY", "docs"),
+        ("RUNBOOKS", "checkout"),
+        ("RUNBOOK_CHECK_SCHEDULE", "quarterly someday 10:00"),
+        ("RUNBOOK_STALE_INCIDENTS", "0"),
     ],
 )
 def test_malformed_variable_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -134,3 +140,36 @@ def test_the_chosen_tracker_names_each_missing_setting(monkeypatch: pytest.Monke
 def test_an_empty_tracker_setting_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTION_ITEM_TRACKER", "")
     assert load_settings().action_item_tracker is None
+
+
+def test_docs_settings_defaults_and_the_repository_read_from_a_github_url() -> None:
+    settings = load_settings()
+    assert (settings.docs_repo, settings.docs_repo_dir, settings.docs_schedule) == (
+        None,
+        "postmortems/",
+        "daily 02:00",
+    )
+    assert settings.docs.days == tuple(range(7)) and (settings.docs.hour, settings.docs.minute) == (2, 0)
+    assert load_settings(docs_repo_dir="/docs//postmortems").docs_repo_dir == "docs/postmortems/"
+    for url in ("https://github.com/acme/devops-docs.git", "git@github.com:acme/devops-docs.git"):
+        assert load_settings(docs_repo=url).docs_pull_repository == "acme/devops-docs"
+    assert load_settings(docs_repo="/srv/docs.git").docs_pull_repository is None
+    assert (
+        load_settings(docs_repo="/srv/docs.git", docs_github_repository="acme/docs").docs_pull_repository
+        == "acme/docs"
+    )
+
+
+def test_the_docs_sync_names_each_missing_setting() -> None:
+    with pytest.raises(ConfigError, match="DOCS_REPO, GITHUB_TOKEN"):
+        load_settings().require_docs()
+    with pytest.raises(ConfigError, match="DOCS_GITHUB_REPOSITORY"):
+        load_settings(docs_repo="/srv/docs.git", github_token="t").require_docs()
+    load_settings(docs_repo="https://github.com/acme/devops-docs", github_token="t").require_docs()
+
+
+def test_runbooks_are_service_equals_path_and_the_check_is_quarterly_by_default() -> None:
+    settings = load_settings(runbooks="checkout=/runbooks/checkout.md, search = runbooks/search.md")
+    assert settings.runbooks == {"checkout": "runbooks/checkout.md", "search": "runbooks/search.md"}
+    assert settings.runbook_check_schedule == "quarterly mon 10:00" and settings.runbook_stale_incidents == 2
+    assert load_settings(runbook_check_schedule="mon 09:00").runbook_check.days == (0,)  # weekly works too

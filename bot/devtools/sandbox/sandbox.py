@@ -418,7 +418,7 @@ class SlackSandbox(ChannelLifeMixin):
     def wait_for(
         self,
         predicate: Callable[[], T | None],
-        timeout: float = 5.0,
+        timeout: float = 20.0,
         interval: float = 0.02,
         message: str | Callable[[], str] = "",
     ) -> T:
@@ -443,7 +443,7 @@ class SlackSandbox(ChannelLifeMixin):
             time.sleep(interval)
 
     def wait_for_message(
-        self, channel: str, predicate: Callable[[dict[str, Any]], Any] = bool, timeout: float = 5.0
+        self, channel: str, predicate: Callable[[dict[str, Any]], Any] = bool, timeout: float = 20.0
     ) -> dict[str, Any]:
         """The first message (threads included) of `channel` matching `predicate`, waiting for it."""
 
