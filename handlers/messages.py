@@ -5,6 +5,7 @@ the cached member list (who may edit a post-mortem) stale.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -23,6 +24,11 @@ _HUMAN_SUBTYPES = {None, "thread_broadcast", "file_share"}
 # Slackbot's messages (reminders, auto-responses) carry a user id but no person wrote them.
 SLACKBOT = "USLACKBOT"
 PIN_REACTIONS = {"pushpin"}
+
+
+def _event_instant(event: dict[str, Any]) -> datetime:
+    """When Slack says the event happened: the same for a retry of it, so its effect is keyed once."""
+    return incidents.slack_ts_to_datetime(str(event.get("event_ts") or event["ts"]))
 
 
 def _is_human(event: dict[str, Any], context: BoltContext) -> bool:
@@ -44,11 +50,17 @@ def handle_channel_message(
         changed = event.get("message") or {}
         if changed.get("ts"):
             incidents.message_edited(
-                runtime, channel_id=event["channel"], ts=changed["ts"], text=changed.get("text") or ""
+                runtime,
+                channel_id=event["channel"],
+                ts=changed["ts"],
+                text=changed.get("text") or "",
+                at=_event_instant(event),
             )
     elif subtype == "message_deleted":
         if event.get("deleted_ts"):
-            incidents.message_deleted(runtime, channel_id=event["channel"], ts=event["deleted_ts"])
+            incidents.message_deleted(
+                runtime, channel_id=event["channel"], ts=event["deleted_ts"], at=_event_instant(event)
+            )
     elif _is_human(event, context):
         incidents.person_spoke(
             runtime,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, update
-from sqlmodel import Session, col
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
 
 from bot.core.models import InboundDelivery, TimelineEntry
 from bot.domain.incidents import slack_source_key
@@ -19,20 +19,32 @@ from bot.domain.incidents import slack_source_key
 SLACK = "slack"
 
 
-def follow_edit(session: Session, *, channel_id: str, ts: str, text: str) -> bool:
-    """A message on a timeline was edited in Slack: the entry says what it says now. True if stored."""
-    statement = (
-        update(TimelineEntry)
-        .where(col(TimelineEntry.source_key) == slack_source_key(channel_id, ts))
-        .values(text=text)
-    )
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+def _entry_of(session: Session, channel_id: str, ts: str) -> TimelineEntry | None:
+    statement = select(TimelineEntry).where(col(TimelineEntry.source_key) == slack_source_key(channel_id, ts))
+    return session.exec(statement).first()
 
 
-def follow_delete(session: Session, *, channel_id: str, ts: str) -> bool:
-    """A message on a timeline was deleted in Slack: so is the entry. True if one was stored."""
-    statement = delete(TimelineEntry).where(col(TimelineEntry.source_key) == slack_source_key(channel_id, ts))
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+def follow_edit(session: Session, *, channel_id: str, ts: str, text: str) -> int | None:
+    """A message on a timeline was edited in Slack: the entry says what it says now. Returns the entry's
+    incident id, or None when no entry is stored for that message."""
+    entry = _entry_of(session, channel_id, ts)
+    if entry is None:
+        return None
+    entry.text = text
+    session.add(entry)
+    session.flush()
+    return entry.incident_id
+
+
+def follow_delete(session: Session, *, channel_id: str, ts: str) -> int | None:
+    """A message on a timeline was deleted in Slack: so is the entry. Returns the entry's incident id, or
+    None when no entry was stored for that message."""
+    entry = _entry_of(session, channel_id, ts)
+    if entry is None:
+        return None
+    session.delete(entry)
+    session.flush()
+    return entry.incident_id
 
 
 def purge_slack_events(session: Session, *, before: datetime) -> int:

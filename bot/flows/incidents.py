@@ -26,8 +26,10 @@ from bot.domain.incidents import (
     record_first_response,
     resolve_incident,
 )
+from bot.domain.postmortems import postmortem_for
 from bot.domain.retention import SLACK, follow_delete, follow_edit
 from bot.flows.context import Runtime
+from bot.flows.postmortems import republish
 from bot.slack.notices import (
     enqueue_incident_card,
     enqueue_incident_channel,
@@ -213,16 +215,39 @@ def incident_by_id(runtime: Runtime, incident_id: int) -> Incident:
         return get_incident(session=session, incident_id=incident_id)
 
 
-def message_edited(runtime: Runtime, *, channel_id: str, ts: str, text: str) -> None:
-    """Slack's message_changed: a timeline entry of that message says what it says now."""
+def message_edited(runtime: Runtime, *, channel_id: str, ts: str, text: str, at: datetime) -> None:
+    """Slack's message_changed: a timeline entry of that message says what it says now, and so does a
+    published post-mortem's document and summary."""
     with runtime.change() as session:
-        follow_edit(session, channel_id=channel_id, ts=ts, text=text)
+        incident_id = follow_edit(session, channel_id=channel_id, ts=ts, text=text)
+        _timeline_changed(
+            runtime, session, incident_id, reason=f"edited:{channel_id}:{ts}:{at.isoformat()}", at=at
+        )
 
 
-def message_deleted(runtime: Runtime, *, channel_id: str, ts: str) -> None:
-    """Slack's message_deleted: a timeline entry of that message goes too."""
+def message_deleted(runtime: Runtime, *, channel_id: str, ts: str, at: datetime) -> None:
+    """Slack's message_deleted: a timeline entry of that message goes too, from a published post-mortem's
+    document and summary as well (docs/retention.md)."""
     with runtime.change() as session:
-        follow_delete(session, channel_id=channel_id, ts=ts)
+        incident_id = follow_delete(session, channel_id=channel_id, ts=ts)
+        _timeline_changed(runtime, session, incident_id, reason=f"deleted:{channel_id}:{ts}", at=at)
+
+
+def _timeline_changed(
+    runtime: Runtime, session: Session, incident_id: int | None, *, reason: str, at: datetime
+) -> None:
+    incident = session.get(Incident, incident_id) if incident_id is not None else None
+    postmortem = postmortem_for(session=session, incident=incident) if incident else None
+    if incident is not None and postmortem is not None:
+        republish(
+            session,
+            incident,
+            postmortem,
+            settings=runtime.settings,
+            people=runtime.people.lookup,
+            reason=reason,
+            at=at,
+        )
 
 
 def seen_before(runtime: Runtime, body: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ messages people put on the timeline (which follow Slack's edits and deletions); 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -13,10 +14,11 @@ from sqlmodel import Session, select
 from bot.cli import main
 from bot.core.clock import utcnow
 from bot.core.db import make_engine
-from bot.core.models import InboundDelivery, Incident, TimelineEntry
+from bot.core.models import InboundDelivery, Incident, Postmortem, TimelineEntry
 from bot.devtools.stack import LocalStack
 from tests.scenarios.conftest import ALICE, BOB, declare
 from tests.scenarios.test_incident_channels import query
+from tests.scenarios.test_postmortem_loop import FILLED, publish, summaries
 
 SECRET_WORDS = ("the-root-password-is-hunter2", "private aside about a colleague")
 
@@ -78,3 +80,31 @@ def test_purge_removes_the_records_of_slack_events_older_than_its_days(
     assert "Removed 1 record(s)" in capsys.readouterr().out
     assert [d for d in query(stack, select(InboundDelivery)) if d.source == "slack"] == []
     assert main(["purge", "--days", "0"]) == 2  # a fresh event must still dedupe Slack's retries
+
+
+def test_a_published_post_mortem_follows_the_edit_and_deletion_of_a_timeline_message(
+    stack: LocalStack,
+) -> None:
+    """The stored entry follows Slack, and so do the published document and the summary: a deleted
+    message leaves neither behind."""
+    sandbox = stack.sandbox
+    channel = declare(sandbox)
+    pinned = sandbox.post_message(BOB, channel, "Rolled back the deploy at 14:02")
+    assert sandbox.add_reaction(ALICE, channel, pinned, "pushpin") is not None
+    sandbox.wait_for(lambda: query(stack, select(TimelineEntry)), message="the pin was not captured")
+    publish(sandbox, channel, BOB, FILLED)
+    sandbox.wait_for(lambda: "14:02" in json.dumps(summaries(sandbox)), message="no summary with the pin")
+
+    def document() -> str:
+        [postmortem] = query(stack, select(Postmortem))
+        return postmortem.document or ""
+
+    sandbox.edit_message(BOB, channel, pinned, "Rolled back the deploy at 14:03")
+    sandbox.wait_for(
+        lambda: "14:03" in json.dumps(summaries(sandbox)), message="the summary kept the old text"
+    )
+    assert "14:03" in document() and "14:02" not in document()
+    sandbox.delete_message(BOB, channel, pinned)
+    sandbox.wait_for(lambda: "14:03" not in document(), message="the document kept a deleted message")
+    sandbox.wait_for(lambda: "14:0" not in json.dumps(summaries(sandbox)), message="the summary kept it")
+    assert len(summaries(sandbox)) == 1  # updated in place
