@@ -4,16 +4,24 @@ public place at once: a published summary of an incident whose channel became pr
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlmodel import select
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from bot.core.models import Incident
 from bot.domain.channels import record_channel
 from bot.domain.incidents import incident_for_channel
 from bot.domain.postmortems import postmortem_for
 from bot.flows.context import Runtime
+from bot.slack.channels import current_privacy
 from bot.slack.notices import enqueue_removal_notice, refresh_summary
+
+# The incidents a public job may mention: the digest's chart and comparisons reach 8 weeks back, and
+# incidents change after they began (resolved, documented), so the window is on their last change.
+PRIVACY_CHECK_DAYS = 60
+# conversations.info is Tier 3 (about 50 a minute): one refresh stays under it, newest channels first.
+MAX_PRIVACY_CHECKS = 40
 
 
 def channel_changed(
@@ -80,3 +88,32 @@ def bot_removed(runtime: Runtime, channel_id: str, *, actor_id: str | None, at: 
             settings=settings,
             at=at,
         )
+
+
+def refresh_privacy(runtime: Runtime, *, at: datetime) -> int:
+    """Before a scheduled job posts in public: ask Slack (`conversations.info`) whether the channels of
+    recent public incidents are still public. One made private while its event was missed becomes private
+    here, as if the event had come (its summary withdrawn); one the bot cannot see counts as private; when
+    Slack cannot be asked, the last known state stands. Returns how many channels turned private."""
+    since = at - timedelta(days=PRIVACY_CHECK_DAYS)
+    newest = func.max(Incident.updated_at)
+    with runtime.read() as session:
+        statement = (
+            select(Incident.channel_id, newest)
+            .where(
+                col(Incident.channel_id).is_not(None),
+                col(Incident.channel_is_private).is_(False),
+                # Changed lately: triggered, answered, resolved, documented (each moves updated_at).
+                col(Incident.updated_at) >= since,
+            )
+            .group_by(col(Incident.channel_id))
+            .order_by(newest.desc())
+            .limit(MAX_PRIVACY_CHECKS)
+        )
+        channels = [channel for channel, _ in session.exec(statement) if channel]
+    turned = 0
+    for channel_id in channels:
+        if current_privacy(runtime.client, channel_id) is True:
+            privacy_changed(runtime, channel_id, is_private=True, reason=f"private:{at.isoformat()}", at=at)
+            turned += 1
+    return turned

@@ -21,6 +21,7 @@ import logging
 import math
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -127,6 +128,8 @@ class Job:
     # How late a run may still happen (at start-up after downtime, or when the process was busy).
     grace: timedelta
     action: JobAction
+    # It posts in public channels: the channels' privacy is asked of Slack first (`before_public`).
+    public: bool = False
 
 
 def build_jobs(settings: Settings) -> list[Job]:
@@ -138,15 +141,26 @@ def build_jobs(settings: Settings) -> list[Job]:
             Weekly(settings.retro, settings),
             reminders.RETRO_FRESH,
             reminders.send_retro_reminder,
+            public=True,
         ),
         # A digest is the record of its week: however late, the latest one missed is posted (saying so).
-        Job("weekly_digest", Weekly(settings.digest, settings), timedelta(days=7), digest.send_digest),
+        Job(
+            "weekly_digest",
+            Weekly(settings.digest, settings),
+            timedelta(days=7),
+            digest.send_digest,
+            public=True,
+        ),
         # Sweeps: the next run covers a missed one, so a run older than one interval is skipped.
         Job(
             "nudges", Every(SWEEP_MINUTES, settings), timedelta(minutes=SWEEP_MINUTES), reminders.send_nudges
         ),
         Job(
-            "wins_and_alerts", Every(SWEEP_MINUTES, settings), timedelta(minutes=SWEEP_MINUTES), wins.announce
+            "wins_and_alerts",
+            Every(SWEEP_MINUTES, settings),
+            timedelta(minutes=SWEEP_MINUTES),
+            wins.announce,
+            public=True,
         ),
     ]
     if settings.docs_repo:
@@ -168,12 +182,21 @@ class JobRunner:
     """The database side of scheduling, with an explicit `now` everywhere (what the tests call)."""
 
     def __init__(
-        self, *, engine: Engine, settings: Settings, jobs: list[Job], holder: str | None = None
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        jobs: list[Job],
+        holder: str | None = None,
+        before_public: Callable[[datetime], object] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.jobs = {job.id: job for job in jobs}
         self.holder = holder or f"scheduler-{uuid.uuid4().hex[:10]}"
+        # Asks Slack whether the incident channels are still public before a public job runs
+        # (bot/flows/channel_life.py::refresh_privacy): a conversion whose event was missed is caught.
+        self.before_public = before_public
 
     # --- the lease ---------------------------------------------------------------------------------
 
@@ -214,6 +237,8 @@ class JobRunner:
         if now - scheduled_for > job.grace:
             self._log_if_dropped(job_id, scheduled_for, now)
             return None
+        if job.public and self.before_public is not None and not self._ran(job_id, scheduled_for):
+            self.before_public(now)
         with session_scope(self.engine) as session:
             # The claim comes first and commits with the job's effects: a second runner (another replica,
             # or this one after a restart) finds the row and does nothing; a failed run leaves no row.
@@ -232,6 +257,13 @@ class JobRunner:
             )
         log.info("job %s ran for %s", job_id, scheduled_for.isoformat())
         return scheduled_for
+
+    def _ran(self, job_id: str, scheduled_for: datetime) -> bool:
+        with read_scope(self.engine) as session:
+            statement = select(JobRun.job_id).where(
+                JobRun.job_id == job_id, JobRun.scheduled_for == scheduled_for
+            )
+            return session.exec(statement).first() is not None
 
     def _log_if_dropped(self, job_id: str, scheduled_for: datetime, now: datetime) -> None:
         """A run missed while the bot was down is dropped with a log line (not on a first start)."""
@@ -260,9 +292,19 @@ def runs_of(session: Session, job_id: str) -> list[datetime]:
 class Scheduler:
     """The APScheduler wrapper a BotServer starts: fires the jobs on time and renews the lease."""
 
-    def __init__(self, *, engine: Engine, settings: Settings, jobs: list[Job] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        jobs: list[Job] | None = None,
+        before_public: Callable[[datetime], object] | None = None,
+    ) -> None:
         self.runner = JobRunner(
-            engine=engine, settings=settings, jobs=jobs if jobs is not None else build_jobs(settings)
+            engine=engine,
+            settings=settings,
+            jobs=jobs if jobs is not None else build_jobs(settings),
+            before_public=before_public,
         )
         self._leader = False
         self._lock = threading.Lock()

@@ -24,6 +24,7 @@ import handlers
 from bot.core.clock import utcnow
 from bot.core.config import Settings
 from bot.core.db import make_engine, normalize_url, upgrade
+from bot.flows.channel_life import refresh_privacy
 from bot.flows.context import Runtime
 from bot.flows.incidents import channel_opened
 from bot.flows.trackers import issue_changed, issues_shown
@@ -341,7 +342,12 @@ class BotServer:
         """Run the scheduled jobs in this process: start() does unless SCHEDULER_ENABLED=false; the demo
         does once its script has played, so that no sweep posts in the middle of the story."""
         assert self.process is not None, "start() first"
-        self.scheduler = Scheduler(engine=self.process.runtime.engine, settings=self.settings).start()
+        runtime = self.process.runtime
+        self.scheduler = Scheduler(
+            engine=runtime.engine,
+            settings=self.settings,
+            before_public=lambda now: refresh_privacy(runtime, at=now),
+        ).start()
 
     def _serve_http(self, server: BaseWSGIServer) -> None:
         try:

@@ -14,6 +14,8 @@ from bot.core.db import make_engine
 from bot.core.models import Incident, OutboxMessage, OutboxStatus, SlackChannel
 from bot.devtools.sandbox import BOT_USER
 from bot.devtools.stack import LocalStack
+from bot.flows.channel_life import refresh_privacy
+from bot.runtime.scheduler import JobRunner, build_jobs
 from bot.slack.blocks import Action, Block
 from tests.scenarios.conftest import ALICE, BOB
 from tests.scenarios.test_concurrent_edits import open_modal, resolved_incident
@@ -233,3 +235,33 @@ def test_renames_unarchives_deletions_and_an_invitation_back_are_followed(stack:
 
     sandbox.delete_channel(ALICE, channel)
     sandbox.wait_for(lambda: state().is_deleted, message="deletion not followed")  # type: ignore[union-attr]
+
+
+def test_a_conversion_the_bot_missed_is_caught_before_a_public_job_posts(stack: LocalStack) -> None:
+    """The scheduled public jobs ask Slack first (refresh_privacy): the published summary is withdrawn,
+    though no event said the channel was converted."""
+    sandbox = stack.sandbox
+    channel, prompt_ts = resolved_incident(stack)
+    publish(stack, BOB, channel, prompt_ts)
+    summary = sandbox.wait_for_message("postmortems", lambda m: m["text"].startswith("Post-mortem"))
+    with sandbox._lock:  # made private while its event was lost: only conversations.info can tell
+        sandbox._channels[channel].is_private = True
+    assert stack.server is not None and stack.server.runtime is not None
+    runtime = stack.server.runtime
+    runner = JobRunner(
+        engine=runtime.engine,
+        settings=runtime.settings,
+        jobs=build_jobs(runtime.settings),
+        before_public=lambda at: refresh_privacy(runtime, at=at),
+    )
+    assert runner.run_due("wins_and_alerts", utcnow()) is not None  # a public sweep, due every 15 minutes
+    assert incident(stack).channel_is_private
+    sandbox.wait_for(
+        lambda: (
+            "withdrawn"
+            in next(m for m in sandbox.messages("postmortems") if m["ts"] == summary["ts"])["text"]
+        ),
+        message="the summary stayed public",
+    )
+    [after] = [m for m in sandbox.messages("postmortems") if m["ts"] == summary["ts"]]
+    assert "A test alert with no threshold" not in str(after)
