@@ -51,11 +51,10 @@ def mark_done(runtime: Runtime, client: WebClient, *, item_id: int, user_id: str
         if done:
             owe_sync(session, [item], tracker=runtime.settings.action_item_tracker, at=at)
             republish(
+                runtime,
                 session,
                 incident,
                 postmortem,
-                settings=runtime.settings,
-                people=runtime.people.lookup,
                 reason=f"action:{item.id}:done",
                 at=at,
             )

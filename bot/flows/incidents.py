@@ -240,11 +240,10 @@ def _timeline_changed(
     postmortem = postmortem_for(session=session, incident=incident) if incident else None
     if incident is not None and postmortem is not None:
         republish(
+            runtime,
             session,
             incident,
             postmortem,
-            settings=runtime.settings,
-            people=runtime.people.lookup,
             reason=reason,
             at=at,
         )

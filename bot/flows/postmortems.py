@@ -36,12 +36,11 @@ from bot.trackers.links import owe_close_of_removed, owe_sync
 
 
 def republish(
+    runtime: Runtime,
     session: Session,
     incident: Incident,
     postmortem: Postmortem,
     *,
-    settings: Settings,
-    people: PeopleLookup,
     reason: str,
     at: datetime,
 ) -> bool:
@@ -49,8 +48,13 @@ def republish(
     rendered again and its summary updated in place. Nothing happens to one not published yet (False)."""
     if postmortem.published_at is None:
         return False
+    settings = runtime.settings
     postmortem.document = render_document(
-        session=session, incident=incident, postmortem=postmortem, tz=settings.tz, people=people
+        session=session,
+        incident=incident,
+        postmortem=postmortem,
+        tz=settings.tz,
+        people=runtime.people.lookup,
     )
     refresh_summary(
         session=session, incident=incident, postmortem=postmortem, settings=settings, reason=reason, at=at
@@ -241,11 +245,10 @@ def restore(
             session=session, incident=incident, postmortem=postmortem, number=number, author_id=user_id, at=at
         )
         if republish(
+            runtime,
             session,
             incident,
             postmortem,
-            settings=runtime.settings,
-            people=runtime.people.lookup,
             reason=f"r{revision.number}",
             at=at,
         ):

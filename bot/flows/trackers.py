@@ -74,11 +74,10 @@ def issue_changed(
         session.add(link)
         session.flush()
         republish(
+            runtime,
             session,
             incident,
             postmortem,
-            settings=runtime.settings,
-            people=runtime.people.lookup,
             reason=f"tracker:{item.id}:{reason}:{at.isoformat()}",
             at=at,
         )
@@ -96,11 +95,10 @@ def issues_shown(runtime: Runtime, *, item_ids: Collection[int], at: datetime) -
             if postmortem is not None and incident is not None:
                 reason = f"issues:{at.isoformat()}"
                 republish(
+                    runtime,
                     session,
                     incident,
                     postmortem,
-                    settings=runtime.settings,
-                    people=runtime.people.lookup,
                     reason=reason,
                     at=at,
                 )
