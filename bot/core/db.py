@@ -14,7 +14,17 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Integer, create_engine, event, literal_column, text
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Executable,
+    Integer,
+    create_engine,
+    event,
+    literal_column,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -230,6 +240,15 @@ def insert_ignoring_duplicates(session: Session, model: type, values: dict[str, 
     # Count the returned rows: with RETURNING, psycopg reports rowcount -1 when the conflict skipped
     # the insert, so `bool(rowcount)` would say True for a duplicate on PostgreSQL.
     return session.execute(statement).first() is not None
+
+
+def rows_changed(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE and say how many rows it changed (a CursorResult's rowcount; the ORM's
+    `execute` is typed as returning any Result)."""
+    result = session.execute(statement)
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"an UPDATE or DELETE returns a CursorResult, got {type(result).__name__}")
+    return int(result.rowcount)
 
 
 def serialize_on(session: Session, key: str) -> None:

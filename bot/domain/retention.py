@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from bot.core.db import rows_changed
 from bot.core.models import InboundDelivery, TimelineEntry
 from bot.domain.incidents import slack_source_key
 
@@ -53,4 +54,4 @@ def purge_slack_events(session: Session, *, before: datetime) -> int:
     statement = delete(InboundDelivery).where(
         col(InboundDelivery.source) == SLACK, col(InboundDelivery.received_at) < before
     )
-    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return rows_changed(session, statement)

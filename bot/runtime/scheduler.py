@@ -32,12 +32,12 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import CursorResult, Engine, or_, update
+from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, func, select
 
 from bot.core.clock import utcnow
 from bot.core.config import QuarterlySchedule, Settings, WeeklySchedule
-from bot.core.db import insert_ignoring_duplicates, read_scope, session_scope
+from bot.core.db import insert_ignoring_duplicates, read_scope, rows_changed, session_scope
 from bot.core.models import JobRun, SchedulerLease
 from bot.loop import digest, docs_sync, reminders, runbooks, wins
 
@@ -204,15 +204,14 @@ class JobRunner:
         """Take or renew the lease; True when this replica is the leader until now + 45 s."""
         expires = now + timedelta(seconds=LEASE_SECONDS)
         with session_scope(self.engine) as session:
-            result = session.execute(
+            renewed = rows_changed(
+                session,
                 update(SchedulerLease)
                 .where(col(SchedulerLease.name) == LEASE_NAME)
                 .where(or_(col(SchedulerLease.expires_at) < now, col(SchedulerLease.holder) == self.holder))
-                .values(holder=self.holder, expires_at=expires)
+                .values(holder=self.holder, expires_at=expires),
             )
-            if not isinstance(result, CursorResult):
-                raise TypeError(f"an UPDATE returns a CursorResult, got {type(result).__name__}")
-            if result.rowcount:
+            if renewed:
                 return True
             return insert_ignoring_duplicates(
                 session, SchedulerLease, {"name": LEASE_NAME, "holder": self.holder, "expires_at": expires}

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from bot.core.db import insert_ignoring_duplicates
+from bot.core.db import insert_ignoring_duplicates, rows_changed
 from bot.core.models import Attachment, OutboxMessage, OutboxStatus
 
 
@@ -240,4 +240,4 @@ def _change_parked(session: Session, ids: list[int] | None, **values: Any) -> in
     statement = update(OutboxMessage).where(col(OutboxMessage.status) == OutboxStatus.PARKED)
     if ids is not None:
         statement = statement.where(col(OutboxMessage.id).in_(ids))
-    return int(session.execute(statement.values(**values)).rowcount)  # type: ignore[attr-defined]
+    return rows_changed(session, statement.values(**values))
