@@ -229,6 +229,9 @@ def _merge_incident_data(incident: Incident, event: PagerDutyEvent, *, describe:
     incident.urgency = _str(data.get("urgency")) or incident.urgency
     incident.priority = (_str(priority.get("summary")) or None) if "priority" in data else incident.priority
     incident.html_url = _str(data.get("html_url")) or incident.html_url
+    if isinstance(data.get("assignees"), list):  # who PagerDuty assigns it to now (reassigned, escalated...)
+        assigned = (_str((person or {}).get("id")) for person in data["assignees"])
+        incident.pagerduty_assignees = [person_id[:64] for person_id in assigned if person_id]
 
 
 def _settle_status(session: Session, incident: Incident, *, at: datetime) -> None:

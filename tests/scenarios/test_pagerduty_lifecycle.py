@@ -159,11 +159,22 @@ def test_each_event_type_over_http_does_what_the_table_says(stack: LocalStack) -
     for event_type, (status, text) in ROWS.items():
         if event_type == "incident.reopened":
             # Published before the reopen: the channel is asked to review it.
+            published = datetime(2026, 11, 23, 13, 25, tzinfo=UTC)
             engine = make_engine(stack.database_url)
             with Session(engine) as session:
                 row = session.exec(select(Incident).where(Incident.pagerduty_id == "PLIFE01")).one()
-                row.postmortem_published_at = datetime(2026, 11, 23, 13, 25, tzinfo=UTC)
+                row.postmortem_published_at = published
                 session.add(row)
+                session.add(
+                    Postmortem(
+                        incident_id=row.id or 0,
+                        status=PostmortemStatus.PUBLISHED,
+                        created_at=published,
+                        updated_at=published,
+                        published_at=published,
+                        published_by="U0ALICE",
+                    )
+                )
                 session.commit()
             engine.dispose()
         event_id = send(stack, event_type)
@@ -173,6 +184,7 @@ def test_each_event_type_over_http_does_what_the_table_says(stack: LocalStack) -
             stack.sandbox.wait_for(
                 lambda: [p for p in prompts(stack, CHANNEL) if "after 20 minutes" in p], message="no prompt"
             )
+            [prompt_ts] = [m["ts"] for m in bot_messages(stack, CHANNEL) if "resolved after" in m["text"]]
         if event_type == "incident.reopened":
             reopened = incident(stack, "PLIFE01")
             assert (reopened.resolved_at, reopened.seconds_to_resolve) == (None, None)
@@ -181,9 +193,13 @@ def test_each_event_type_over_http_does_what_the_table_says(stack: LocalStack) -
                 lambda: (
                     card_says(stack, CHANNEL, "Incident #412 triggered")
                     and any("needs a review" in m["text"] for m in bot_messages(stack, CHANNEL))
+                    and prompts(stack, CHANNEL) == []
                 ),
-                message="card not back to triggered, or no review request",
+                message="card not back to triggered, no review request, or the prompt still invites a write-up",
             )
+            # The one prompt message says the incident lives again, with no button to write it up.
+            [live] = [m for m in bot_messages(stack, CHANNEL) if "was reopened in PagerDuty" in m["text"]]
+            assert live["ts"] == prompt_ts and "Write the post-mortem" not in json.dumps(live["blocks"])
     assert incident(stack, "PLIFE01").priority == "P1"
 
     # The final resolution: time to resolve counts to it, and the one prompt says so.
@@ -194,6 +210,10 @@ def test_each_event_type_over_http_does_what_the_table_says(stack: LocalStack) -
         lambda: len(prompts(stack, CHANNEL)) == 1 and "after 90 minutes" in prompts(stack, CHANNEL)[0],
         message=f"the prompt was not updated to the final resolution: {prompts(stack, CHANNEL)}",
     )
+    [again] = [m for m in bot_messages(stack, CHANNEL) if "resolved after" in m["text"]]
+    assert again["ts"] == prompt_ts and "Write the post-mortem" in json.dumps(again["blocks"])
+    posted = [c for c in stack.sandbox.calls_to("chat.postMessage") if c["ok"]]
+    assert len([c for c in posted if "resolved after" in c["args"].get("text", "")]) == 1  # one prompt ever
     assert len([c for c in stack.sandbox.calls_to("conversations.create") if c["ok"]]) == 1
 
 
