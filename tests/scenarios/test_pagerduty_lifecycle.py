@@ -195,7 +195,7 @@ def test_each_event_type_over_http_does_what_the_table_says(stack: LocalStack) -
                     and any("needs a review" in m["text"] for m in bot_messages(stack, CHANNEL))
                     and prompts(stack, CHANNEL) == []
                 ),
-                message="card not back to triggered, no review request, or the prompt still invites a write-up",
+                message="card not triggered, no review request, or the prompt still invites a write-up",
             )
             # The one prompt message says the incident lives again, with no button to write it up.
             [live] = [m for m in bot_messages(stack, CHANNEL) if "was reopened in PagerDuty" in m["text"]]
@@ -418,10 +418,15 @@ def test_an_incident_that_deserves_no_channel_is_counted_and_listed_for_triage_w
         stack.sandbox.wait_for(
             lambda: card_says(stack, CHANNEL, "Incident #412"), message="no channel opened"
         )
+        channel_id = stack.sandbox.channel_id(CHANNEL)
         stack.sandbox.wait_for(
-            lambda: "channel opened by <@U0ALICE>" in bot_messages(stack, "postmortems")[0]["text"],
-            message="the listing does not say who opened it",
+            lambda: bot_messages(stack, "postmortems")[0]["text"].endswith(
+                f"channel opened by <@U0ALICE>: <#{channel_id}>"
+            ),
+            message="the listing does not say who opened it, nor link the channel",
         )
+        [opened] = bot_messages(stack, "postmortems")  # the same message, updated in place
+        assert opened["ts"] == listing["ts"] and len(opened["blocks"]) == 1  # no button left
         # A high-urgency incident gets its channel at once, and is not listed.
         send(stack, with_data(fixture("incident.triggered"), "01HIGH", data__id="PHIGH01", data__number=500))
         stack.sandbox.wait_for(
@@ -438,3 +443,54 @@ def test_a_priority_raised_later_opens_the_channel_then(database_url: str) -> No
         assert stack.sandbox.calls_to("conversations.create") == []
         send(stack, "incident.priority_updated")  # P1
         stack.sandbox.wait_for(lambda: card_says(stack, CHANNEL, "Incident #412"), message="no channel at P1")
+
+
+def test_a_triage_listing_whose_incident_comes_to_qualify_links_its_new_channel_in_place(
+    database_url: str,
+) -> None:
+    with LocalStack(
+        database_url,
+        incident_channel_prefix="inc-",
+        channel_urgencies="high",
+        channel_priorities="P1",
+        triage_channel="postmortems",
+    ) as stack:
+        # No priority yet: listed. The priority raised to P1 makes it qualify.
+        send(stack, "incident.triggered")
+        stack.sandbox.wait_for(lambda: bot_messages(stack, "postmortems"), message="not listed for triage")
+        [listing] = bot_messages(stack, "postmortems")
+        assert listing["blocks"][1]["elements"][0]["text"]["text"] == "Open a channel"
+        send(stack, "incident.priority_updated")
+        stack.sandbox.wait_for(lambda: card_says(stack, CHANNEL, "Incident #412"), message="no channel at P1")
+        channel_id = stack.sandbox.channel_id(CHANNEL)
+        stack.sandbox.wait_for(
+            lambda: bot_messages(stack, "postmortems")[0]["text"].endswith(
+                f"channel opened: <#{channel_id}>"
+            ),
+            message=f"the listing does not link the channel: {bot_messages(stack, 'postmortems')}",
+        )
+        [opened] = bot_messages(stack, "postmortems")
+        assert opened["ts"] == listing["ts"] and len(opened["blocks"]) == 1  # updated in place, no button
+
+        # Low urgency at P1: listed. PagerDuty raising the urgency (on any later event) makes it qualify.
+        low = with_data(
+            fixture("incident.priority_updated"),
+            "01LOWP1",
+            data__id="PLOW001",
+            data__number=600,
+            data__urgency="low",
+            data__html_url="https://acme.pagerduty.com/incidents/PLOW001",
+        )
+        send(stack, with_data(low, "01LOWP1TRIGGER", event_type="incident.triggered"))
+        stack.sandbox.wait_for(lambda: len(bot_messages(stack, "postmortems")) == 2, message="not listed")
+        send(
+            stack, with_data(low, "01LOWP1HIGH", occurred_at="2026-11-23T13:40:00.000Z", data__urgency="high")
+        )
+        low_channel = "inc-600-checkout-latency-above-2-s"
+        stack.sandbox.wait_for(lambda: card_says(stack, low_channel, "Incident #600"), message="no channel")
+        low_id = stack.sandbox.channel_id(low_channel)
+        stack.sandbox.wait_for(
+            lambda: bot_messages(stack, "postmortems")[1]["text"].endswith(f"channel opened: <#{low_id}>"),
+            message=f"the listing does not link the channel: {bot_messages(stack, 'postmortems')}",
+        )
+        assert len(bot_messages(stack, "postmortems")) == 2
