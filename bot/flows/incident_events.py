@@ -14,7 +14,7 @@ from bot.core.config import Settings
 from bot.core.models import InboundDelivery, Incident
 from bot.domain.deliveries import recheck_waiting_at, waiting_deliveries
 from bot.domain.incidents import deserves_channel, owes_postmortem
-from bot.domain.pagerduty import SOURCE, Outcome, PagerDutyEvent, parse_event
+from bot.domain.pagerduty import SOURCE, EventType, Outcome, PagerDutyEvent, parse_event
 from bot.domain.pagerduty_lifecycle import (
     NOTE_WAIT,
     Applied,
@@ -57,7 +57,8 @@ def apply_event(*, session: Session, event: PagerDutyEvent, settings: Settings, 
         return applied
     incident = applied.incident
     reason = f"pagerduty:{event.id}"
-    if applied.reopened_now:
+    if event.event_type == EventType.REOPENED:
+        # Even one delivered after the resolution that followed it: what was published may be wrong.
         ask_for_review(session, incident, settings=settings, at=at, reason=reason)
     announce_change(
         session, incident, settings=settings, at=at, resolved_now=applied.resolved_now, reason=reason

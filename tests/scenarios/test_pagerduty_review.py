@@ -165,3 +165,23 @@ def test_nudges_pause_while_a_reopened_incident_lives_and_count_from_its_final_r
             assert send_nudges(session=session, settings=settings, now=tuesday.replace(hour=15)) == 1
     finally:
         engine.dispose()
+
+
+def test_a_reopen_delivered_after_the_final_resolution_still_flags_the_published_postmortem(
+    stack: LocalStack,
+) -> None:
+    sandbox = stack.sandbox
+    send(stack, "incident.triggered")
+    send(stack, "incident.resolved")
+    sandbox.wait_for(lambda: prompts(stack, CHANNEL), message="no prompt")
+    channel = sandbox.channel_id(CHANNEL)
+    sandbox.join(ALICE, channel)
+    publish(sandbox, channel, ALICE, FILLED)  # written against the 20-minute resolution
+    sandbox.wait_for(lambda: summaries(sandbox), message="no summary in #postmortems")
+    send(stack, "incident.resolved.final")
+    send(stack, "incident.reopened")  # it happened before the final resolution, and arrives after it
+    incident, postmortem, _ = records(stack)
+    assert (incident.status, incident.seconds_to_resolve) == ("resolved", 90 * 60)
+    assert postmortem.needs_review_since == REOPENED_AT
+    sandbox.wait_for(lambda: REVIEW in summary(stack), message="the summary does not show the review")
+    sandbox.wait_for(lambda: REVIEW in card(stack), message="the card does not show the review")
