@@ -61,6 +61,8 @@ def enqueue_announcement(*, session: Session, incident: Incident, settings: Sett
     elif incident.resolved_at is not None:
         resolved = format_duration(incident.seconds_to_resolve)
         text = f":white_check_mark: Incident {ref} resolved after {resolved}: {title} ({where})"
+    elif incident.reopened_at is not None:  # not the first message's words, or its key would say "sent"
+        text = f":rotating_light: Incident {ref} reopened: {title} (in {where})"
     else:
         text = f":rotating_light: Incident {ref}: {title} (in {where})"
     enqueue(

@@ -386,6 +386,19 @@ def test_announce_channel_links_each_new_incident_channel_and_follows_its_resolu
         [resolved] = bot_messages(stack, "postmortems")  # the same message, updated in place
         assert resolved["ts"] == opened["ts"]
         assert "resolved after 20" in resolved["text"] and f"<#{channel_id}>" in resolved["text"]
+        send(stack, "incident.reopened")
+        stack.sandbox.wait_for(
+            lambda: bot_messages(stack, "postmortems")[0]["text"].startswith(
+                ":rotating_light: Incident #412 reopened"
+            ),
+            message=f"the announcement did not follow the reopen: {bot_messages(stack, 'postmortems')}",
+        )
+        send(stack, "incident.resolved.final")
+        stack.sandbox.wait_for(
+            lambda: "resolved after 1 h 30 min" in bot_messages(stack, "postmortems")[0]["text"],
+            message=f"not the final resolution: {bot_messages(stack, 'postmortems')}",
+        )
+        assert [m["ts"] for m in bot_messages(stack, "postmortems")] == [opened["ts"]]
 
 
 def test_an_incident_that_deserves_no_channel_is_counted_and_listed_for_triage_with_a_button(
