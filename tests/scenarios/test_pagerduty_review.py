@@ -150,6 +150,8 @@ def test_nudges_pause_while_a_reopened_incident_lives_and_count_from_its_final_r
     settings = stack.settings()
     send(stack, "incident.triggered")
     send(stack, "incident.resolved")  # Monday 13:20
+    # The nudge goes to the incident's channel (it has no owner): wait until the outbox opened it.
+    stack.sandbox.wait_for(lambda: prompts(stack, CHANNEL), message="no channel and prompt")
     engine = make_engine(stack.database_url)
     tuesday = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # over 24 h after it, in working hours
     try:
