@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from bot.core.job_tables import JobRun, SchedulerLease
+
 
 class IncidentStatus(StrEnum):
     TRIGGERED = "triggered"
@@ -115,6 +117,10 @@ class Incident(SQLModel, table=True):
     pagerduty_people: list[dict[str, str]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
     )
+    # Who PagerDuty assigns the incident to now (their ids in `pagerduty_people`), as of its newest event.
+    pagerduty_assignees: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
+    )
 
     created_at: datetime
     updated_at: datetime
@@ -144,6 +150,8 @@ class Postmortem(SQLModel, table=True):
     updated_at: datetime
     published_at: datetime | None = None
     published_by: str | None = Field(default=None, max_length=32)
+    # Its incident was reopened after it was published: it needs a review, until it is published again.
+    needs_review_since: datetime | None = None
 
 
 class PostmortemRevision(SQLModel, table=True):
@@ -340,30 +348,6 @@ class Attachment(SQLModel, table=True):
     filename: str = Field(max_length=255)
     content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime
-
-
-class SchedulerLease(SQLModel, table=True):
-    """Exactly one replica runs scheduled jobs: the one holding this row's unexpired lease."""
-
-    __tablename__ = "scheduler_leases"
-
-    name: str = Field(primary_key=True, max_length=64)
-    holder: str = Field(max_length=128)
-    expires_at: datetime
-
-
-class JobRun(SQLModel, table=True):
-    """One run of a scheduled job for one scheduled instant: nothing runs twice, missed runs are caught up."""
-
-    __tablename__ = "job_runs"
-    __table_args__ = (UniqueConstraint("job_id", "scheduled_for"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    job_id: str = Field(max_length=64)
-    scheduled_for: datetime
-    started_at: datetime
-    finished_at: datetime | None = None
-    holder: str = Field(max_length=128)
 
 
 class Announcement(SQLModel, table=True):

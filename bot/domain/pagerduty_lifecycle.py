@@ -52,14 +52,13 @@ _STATUS_EVENTS = {f"incident.{kind}" for kind in _STATUS_KINDS}
 class Applied:
     """An event applied to the records. `opens_channel`: the incident is new (or became live) and owed its
     channel; `created`: this event created it (notes that waited for it are replayed); `resolved_now`: it
-    became resolved and is owed the write-up prompt; `reopened_now`: it was resolved and lives again;
-    `new_people`: PagerDuty users this event put on the incident for the first time (to invite)."""
+    became resolved and is owed the write-up prompt; `new_people`: PagerDuty users this event put on the
+    incident for the first time (to invite)."""
 
     incident: Incident
     created: bool
     opens_channel: bool
     resolved_now: bool
-    reopened_now: bool
     new_people: list[dict[str, str]]
 
 
@@ -107,7 +106,6 @@ def apply_to_records(*, session: Session, event: PagerDutyEvent, at: datetime) -
         opens_channel=(created and incident.recorded_only is None) or revived,
         # A new or revived incident's prompt comes with its channel (bot.flows.incidents.channel_opened).
         resolved_now=resolved and not was_resolved and not with_channel and owes_postmortem(incident),
-        reopened_now=was_resolved and not resolved,
         new_people=new_people,
     )
 
@@ -229,6 +227,9 @@ def _merge_incident_data(incident: Incident, event: PagerDutyEvent, *, describe:
     incident.urgency = _str(data.get("urgency")) or incident.urgency
     incident.priority = (_str(priority.get("summary")) or None) if "priority" in data else incident.priority
     incident.html_url = _str(data.get("html_url")) or incident.html_url
+    if isinstance(data.get("assignees"), list):  # who PagerDuty assigns it to now (reassigned, escalated...)
+        assigned = (_str((person or {}).get("id")) for person in data["assignees"])
+        incident.pagerduty_assignees = [person_id[:64] for person_id in assigned if person_id]
 
 
 def _settle_status(session: Session, incident: Incident, *, at: datetime) -> None:

@@ -245,10 +245,13 @@ def save_postmortem(
     first_publication = False
     if publish:
         first_publication = postmortem.published_at is None
+        reviewed = postmortem.needs_review_since is not None  # published again after its incident reopened
         postmortem.status = PostmortemStatus.PUBLISHED
         postmortem.published_by = author_id
+        postmortem.needs_review_since = None
         if first_publication:
             postmortem.published_at = at
+        if first_publication or reviewed:
             incident.postmortem_published_at = at
             refresh_durations(incident)
             incident.updated_at = at

@@ -11,10 +11,10 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.core.config import Settings
-from bot.core.models import InboundDelivery
+from bot.core.models import InboundDelivery, Incident
 from bot.domain.deliveries import recheck_waiting_at, waiting_deliveries
 from bot.domain.incidents import deserves_channel, owes_postmortem
-from bot.domain.pagerduty import SOURCE, Outcome, PagerDutyEvent, parse_event
+from bot.domain.pagerduty import SOURCE, EventType, Outcome, PagerDutyEvent, parse_event
 from bot.domain.pagerduty_lifecycle import (
     NOTE_WAIT,
     Applied,
@@ -22,8 +22,9 @@ from bot.domain.pagerduty_lifecycle import (
     gave_up_reason,
     waiting_reason,
 )
+from bot.domain.reviews import flag_for_review
 from bot.flows.incidents import announce_change
-from bot.slack.notices import enqueue_incident_channel
+from bot.slack.notices import enqueue_incident_channel, refresh_summary
 from bot.slack.pagerduty_notices import enqueue_invitations, enqueue_review_request, enqueue_triage
 
 
@@ -56,11 +57,12 @@ def apply_event(*, session: Session, event: PagerDutyEvent, settings: Settings, 
         return applied
     incident = applied.incident
     reason = f"pagerduty:{event.id}"
+    if event.event_type == EventType.REOPENED:
+        # Even one delivered after the resolution that followed it: what was published may be wrong.
+        ask_for_review(session, incident, settings=settings, at=at, reason=reason)
     announce_change(
         session, incident, settings=settings, at=at, resolved_now=applied.resolved_now, reason=reason
     )
-    if applied.reopened_now and incident.postmortem_published_at is not None:
-        enqueue_review_request(session=session, incident=incident, at=at, reason=reason)
     enqueue_invitations(
         session=session, incident=incident, people=applied.new_people, settings=settings, at=at
     )
@@ -80,3 +82,22 @@ def apply_event(*, session: Session, event: PagerDutyEvent, settings: Settings, 
         ):
             process_delivery(session=session, delivery=waiting, settings=settings, at=at)
     return Outcome.PROCESSED
+
+
+def ask_for_review(
+    session: Session, incident: Incident, *, settings: Settings, at: datetime, reason: str
+) -> None:
+    """A reopened incident's published post-mortem is flagged for review (bot/domain/reviews.py); the
+    summary shows it and the channel is asked, once per reopen (keyed by the event)."""
+    postmortem = flag_for_review(session=session, incident=incident, at=at)
+    if postmortem is None:
+        return
+    enqueue_review_request(session=session, incident=incident, at=at, reason=reason)
+    refresh_summary(
+        session=session,
+        incident=incident,
+        postmortem=postmortem,
+        settings=settings,
+        reason=f"review:{reason}",
+        at=at,
+    )

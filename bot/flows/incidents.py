@@ -56,11 +56,10 @@ def announce_change(
     reason: str | None = None,
 ) -> None:
     """The rule for every incident change: the card and the announcement follow, and a resolution also
-    posts the prompt to write the post-mortem (one message per incident)."""
+    posts the prompt to write the post-mortem (one message per incident, following a reopen after)."""
     enqueue_incident_card(session=session, incident=incident, settings=settings, at=at, reason=reason)
     enqueue_announcement(session=session, incident=incident, settings=settings, at=at)
-    if resolved_now:
-        enqueue_resolve_prompt(session=session, incident=incident, at=at)
+    enqueue_resolve_prompt(session=session, incident=incident, at=at, first=resolved_now)
 
 
 def declare(runtime: Runtime, *, channel: dict[str, Any], title: str, user_id: str, at: datetime) -> str:
@@ -190,6 +189,32 @@ def channel_opened(
     enqueue_invitations(
         session=session, incident=incident, people=incident.pagerduty_people, settings=settings, at=now
     )
+    enqueue_triage(
+        session=session,
+        incident=incident,
+        settings=settings,
+        at=now,
+        opened_by=payload.get("opened_by"),
+        only_if_listed=True,
+    )
+
+
+def person_matched(session: Session, payload: dict[str, Any], slack_user: str, *, settings: Settings) -> None:
+    """The outbox found a PagerDuty person's Slack user by e-mail (inside the transaction that marks the
+    invitation sent): remembered on the incident, so its card mentions them while they are assigned."""
+    incident = session.exec(
+        select(Incident).where(Incident.id == payload["incident_id"]).with_for_update()
+    ).first()
+    if incident is None:
+        return
+    person_id = payload["pagerduty_user"]
+    incident.pagerduty_people = [
+        {**person, "slack_user": slack_user} if person["id"] == person_id else person
+        for person in incident.pagerduty_people
+    ]
+    session.add(incident)
+    if person_id in incident.pagerduty_assignees:
+        announce_change(session, incident, settings=settings, at=utcnow(), reason=f"matched:{person_id}")
 
 
 def open_channel_on_request(runtime: Runtime, *, incident_id: int, user_id: str, at: datetime) -> None:
@@ -199,7 +224,9 @@ def open_channel_on_request(runtime: Runtime, *, incident_id: int, user_id: str,
         incident = get_incident(session=session, incident_id=incident_id)
         if incident.channel_id is not None:
             return
-        enqueue_incident_channel(session=session, incident=incident, settings=runtime.settings, at=at)
+        enqueue_incident_channel(
+            session=session, incident=incident, settings=runtime.settings, at=at, opened_by=user_id
+        )
         enqueue_triage(
             session=session, incident=incident, settings=runtime.settings, at=at, opened_by=user_id
         )

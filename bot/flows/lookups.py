@@ -10,6 +10,7 @@ from bot.core.rendering import escape_mrkdwn, format_instant
 from bot.domain.action_items import open_items_for
 from bot.domain.incidents import display_id, public_title, recent_incidents
 from bot.domain.postmortems import postmortem_for, revisions_of
+from bot.domain.reviews import postmortem_status
 from bot.flows.context import Runtime
 from bot.flows.postmortems import channel_postmortem
 from bot.loop.docs_sync import DocsSyncError
@@ -25,7 +26,7 @@ def incident_list(runtime: Runtime) -> str:
         lines = []
         for incident in recent_incidents(session=session, limit=15):
             postmortem = postmortem_for(session=session, incident=incident)
-            status = postmortem.status if postmortem else "not started"
+            status = postmortem_status(postmortem)
             where = f" in <#{incident.channel_id}>" if incident.channel_id else ""
             lines.append(
                 f"• *{display_id(incident)}* {escape_mrkdwn(public_title(incident, postmortem))}{where}: "

@@ -31,7 +31,7 @@ from bot.flows.access import require_editor
 from bot.flows.context import Runtime
 from bot.slack.channels import current_privacy
 from bot.slack.modal_view import ModalContent, postmortem_modal
-from bot.slack.notices import enqueue_document, enqueue_publication, refresh_summary
+from bot.slack.notices import enqueue_document, enqueue_incident_card, enqueue_publication, refresh_summary
 from bot.trackers.links import owe_close_of_removed, owe_sync
 
 
@@ -164,6 +164,8 @@ def save(
             incident = get_incident(session=session, incident_id=incident_id)
             if privacy is not None and incident.channel_id and privacy != incident.channel_is_private:
                 record_channel(session, incident.channel_id, at=at, is_private=privacy)
+            saved = postmortem_for(session=session, incident=incident)
+            reviewing = saved is not None and saved.needs_review_since is not None
             result = save_postmortem(
                 session=session,
                 incident=incident,
@@ -178,6 +180,11 @@ def save(
                 publish_saved(
                     session, incident, result, settings=settings, people=runtime.people.lookup, at=at
                 )
+                if reviewing:  # the card no longer asks for the review
+                    reason = f"reviewed:{result.revision.number}"
+                    enqueue_incident_card(
+                        session=session, incident=incident, settings=settings, at=at, reason=reason
+                    )
     except StaleRevision as stale:
         return stale.errors
     return result

@@ -7,13 +7,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from bot.core.models import Incident, Postmortem
 from bot.core.rows import id_of
 from bot.domain.action_items import open_items_for
 from bot.domain.incidents import counted_incidents, display_id
+from bot.domain.reviews import postmortem_status
 from bot.loop.kpis import compute_kpis, kpi_rows
 from bot.slack.home_view import HomeContent, OwedPostmortem
 
@@ -21,17 +22,20 @@ HOME_KPI_DAYS = 30
 
 
 def postmortems_owed_by(*, session: Session, user_id: str) -> list[OwedPostmortem]:
-    """Unpublished post-mortems whose owner is `user_id`: the post-mortem's owner, or (no owner yet) the
-    incident's first responder, then whoever declared it, the person the reminders nudge. An incident
-    counts once it is resolved or its post-mortem has been started."""
+    """Unpublished post-mortems, and published ones that need a review (their incident reopened), whose
+    owner is `user_id`: the post-mortem's owner, or (no owner yet) the incident's first responder, then
+    whoever declared it, the person the reminders nudge. An incident counts once it is resolved or its
+    post-mortem has been started."""
     owner = func.coalesce(Postmortem.owner_id, Incident.first_responder, Incident.declared_by)
     rows = session.exec(
         select(Incident, Postmortem)
         .outerjoin(Postmortem, col(Postmortem.incident_id) == col(Incident.id))
         .where(
             owner == user_id,
-            col(Incident.postmortem_published_at).is_(None),
-            col(Postmortem.published_at).is_(None),
+            or_(
+                and_(col(Incident.postmortem_published_at).is_(None), col(Postmortem.published_at).is_(None)),
+                col(Postmortem.needs_review_since).is_not(None),
+            ),
             or_(col(Incident.resolved_at).is_not(None), col(Postmortem.id).is_not(None)),
             *counted_incidents(),
         )
@@ -44,7 +48,7 @@ def postmortems_owed_by(*, session: Session, user_id: str) -> list[OwedPostmorte
             title=incident.title,
             channel_id=incident.channel_id,
             resolved_at=incident.resolved_at,
-            status=postmortem.status if postmortem else "not started",
+            status=postmortem_status(postmortem),
         )
         for incident, postmortem in rows
     ]

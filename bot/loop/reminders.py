@@ -97,6 +97,7 @@ def retro_reminder_message(
                 "service": incident.service_name,
                 "published_by": postmortem.published_by,
                 "published": format_instant(postmortem.published_at, tz, "%a %d %b"),
+                "needs_review": postmortem.needs_review_since is not None,
             }
             for postmortem, incident in published[:RETRO_LIST_LIMIT]
         ],

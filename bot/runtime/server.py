@@ -26,7 +26,7 @@ from bot.core.config import Settings
 from bot.core.db import make_engine, normalize_url, upgrade
 from bot.flows.channel_life import refresh_privacy
 from bot.flows.context import Runtime
-from bot.flows.incidents import channel_opened
+from bot.flows.incidents import channel_opened, person_matched
 from bot.flows.trackers import issue_changed, issues_shown
 from bot.loop.metrics import MetricsSnapshot
 from bot.runtime.ingest import IngestWriter
@@ -137,7 +137,11 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
         client=outbox_client,
         channels=channels,
         on_channel=partial(channel_opened, settings=settings),
-        invitations=Invitations(client=outbox_client, pagerduty=pagerduty_api(settings)),
+        invitations=Invitations(
+            client=outbox_client,
+            pagerduty=pagerduty_api(settings),
+            matched=partial(person_matched, settings=settings),
+        ),
         max_backoff=settings.outbox_max_backoff_seconds,
         claim_seconds=settings.outbox_claim_seconds,
         clock=clock,

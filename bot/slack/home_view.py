@@ -32,7 +32,7 @@ class OwedPostmortem:
     title: str
     channel_id: str | None
     resolved_at: datetime | None
-    status: str  # "draft", or "not started"
+    status: str  # "draft", "not started", or "published, needs a review" (its incident reopened)
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,15 @@ def resolve_prompt(*, incident_id: int, incident_ref: str, minutes: int) -> tupl
     ]
 
 
+def reopened_prompt(*, incident_ref: str) -> tuple[str, list[dict[str, Any]]]:
+    """The resolve prompt while its incident lives again: no button, the write-up waits for the end."""
+    text = (
+        f":arrows_counterclockwise: Incident {incident_ref} was reopened in PagerDuty: it is live again. "
+        "The post-mortem waits for its final resolution; this message will say when."
+    )
+    return text, [section(text)]
+
+
 def incident_card(
     *, title: str, incident_ref: str, status: str, fields: Sequence[tuple[str, str]], link: str | None
 ) -> tuple[str, list[dict[str, Any]]]:

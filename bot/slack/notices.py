@@ -25,11 +25,12 @@ from bot.core.rows import id_of
 from bot.domain.action_items import issue_refs
 from bot.domain.channels import channel_state, reachable
 from bot.domain.document import document_context, document_filename
-from bot.domain.incidents import display_id, incident_channel_name, shown_publicly
+from bot.domain.incidents import display_id, incident_channel_name, owes_postmortem, shown_publicly
 from bot.domain.postmortems import SaveResult
 from bot.slack import blocks, messages
 from bot.slack.channels import channel_mention
 from bot.slack.outbox import Priority, enqueue, enqueue_channel, enqueue_upload
+from bot.slack.pagerduty_notices import pagerduty_fields, review_note
 
 CARD = "card:"
 
@@ -94,6 +95,7 @@ def enqueue_incident_card(
         fields.append(("Merged into", f"PagerDuty incident {escape_mrkdwn(incident.merged_into)}"))
     if incident.reopened_at and incident.status != "resolved":
         fields.append(("Reopened", format_instant(incident.reopened_at, tz)))
+    fields += pagerduty_fields(session, incident, settings)
     text, card = messages.incident_card(
         title=incident.title,
         incident_ref=display_id(incident),
@@ -115,20 +117,33 @@ def enqueue_incident_card(
     )
 
 
-def enqueue_resolve_prompt(*, session: Session, incident: Incident, at: datetime) -> None:
-    """In the incident channel, one message: resolved after N minutes, and a button that opens the
-    post-mortem. A reopened incident's next resolution updates that message with the final duration."""
-    if not incident.channel_id or incident.resolved_at is None:
+def enqueue_resolve_prompt(*, session: Session, incident: Incident, at: datetime, first: bool) -> None:
+    """In the incident channel, one message per incident ever, posted at its resolution (`first`: it just
+    became resolved): resolved after N minutes, and a button that opens the post-mortem. It follows the
+    incident afterwards: while a reopened incident lives it says so, with no button (nobody is invited to
+    write up a live incident), and the next resolution makes it the prompt again with the final duration.
+    Each state is keyed by its instant, so a repeated or late event changes nothing."""
+    if not incident.channel_id:
         return
-    minutes = round((incident.seconds_to_resolve or 0) / 60)
-    text, prompt = messages.resolve_prompt(
-        incident_id=id_of(incident),
-        incident_ref=display_id(incident),
-        minutes=minutes,
-    )
+    prompted = session.exec(
+        select(OutboxMessage.id).where(OutboxMessage.message_key == prompt_key(incident)).limit(1)
+    ).first()
+    if prompted is None and not first:
+        return
+    if incident.resolved_at is not None and owes_postmortem(incident):
+        minutes = round((incident.seconds_to_resolve or 0) / 60)
+        state = incident.resolved_at.isoformat()
+        text, prompt = messages.resolve_prompt(
+            incident_id=id_of(incident), incident_ref=display_id(incident), minutes=minutes
+        )
+    elif incident.resolved_at is None and incident.reopened_at is not None and prompted is not None:
+        state = f"reopened:{incident.reopened_at.isoformat()}"
+        text, prompt = messages.reopened_prompt(incident_ref=display_id(incident))
+    else:
+        return
     enqueue(
         session,
-        key=f"{prompt_key(incident)}:{incident.resolved_at.isoformat()}",
+        key=f"{prompt_key(incident)}:{state}",
         channel=incident.channel_id,
         at=at,
         message_key=prompt_key(incident),
@@ -149,7 +164,7 @@ def incident_channel_target(incident: Incident, settings: Settings) -> tuple[str
 
 
 def enqueue_incident_channel(
-    *, session: Session, incident: Incident, settings: Settings, at: datetime
+    *, session: Session, incident: Incident, settings: Settings, at: datetime, opened_by: str | None = None
 ) -> None:
     """Owe the incident its channel. Opening it calls Slack, so it goes through the outbox: the webhook
     answers at once, and while Slack is down the row waits and retries (the incident is already stored).
@@ -169,7 +184,7 @@ def enqueue_incident_channel(
         name=target,
         create=create,
         at=at,
-        context={"incident_id": incident.id},
+        context={"incident_id": incident.id, "opened_by": opened_by},
         priority=incident_priority(incident),
     )
 
@@ -195,7 +210,8 @@ def summary_message(
         issues=[refs.get(id_of(i)) for i in context["action_items"]],
         timeline=[timeline_line(entry, settings) for entry in context["timeline"]],
         footer=f"Published {published} by <@{postmortem.published_by}> · revision {postmortem.revision}"
-        + docs_link(incident, settings),
+        + docs_link(incident, settings)
+        + review_note(postmortem),
     )
 
 

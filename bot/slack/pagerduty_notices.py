@@ -7,15 +7,45 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.core.config import Settings
-from bot.core.models import Incident
-from bot.core.rendering import escape_mrkdwn, format_duration
+from bot.core.models import Incident, OutboxMessage, Postmortem
+from bot.core.rendering import escape_mrkdwn, format_duration, truncate_mrkdwn
 from bot.domain.incidents import display_id, public_title
+from bot.domain.postmortems import postmortem_for
 from bot.slack import blocks
 from bot.slack.channels import channel_mention
 from bot.slack.outbox import enqueue, enqueue_invite
+
+# Slack's limit for a section field is 2,000 characters: a few dozen assignees fit, more are cut.
+ASSIGNED_LIMIT = 1_900
+
+
+def pagerduty_fields(session: Session, incident: Incident, settings: Settings) -> list[tuple[str, str]]:
+    """The incident card's fields from PagerDuty's side: who it is assigned to now (a Slack mention for
+    someone mapped by PAGERDUTY_USER_MAP or found by e-mail, else PagerDuty's name), and a published
+    post-mortem that needs a review since the incident reopened."""
+    fields = []
+    if incident.pagerduty_assignees:
+        people = {person["id"]: person for person in incident.pagerduty_people}
+        names = []
+        for person_id in incident.pagerduty_assignees:
+            person = people.get(person_id, {"name": person_id})
+            slack_user = settings.pagerduty_user_map.get(person_id) or person.get("slack_user")
+            names.append(f"<@{slack_user}>" if slack_user else escape_mrkdwn(person["name"]))
+        fields.append(("Assigned", truncate_mrkdwn(", ".join(names), ASSIGNED_LIMIT)))
+    postmortem = postmortem_for(session=session, incident=incident)
+    if postmortem is not None and postmortem.needs_review_since is not None:
+        fields.append(("Post-mortem", ":warning: needs a review (published before the incident reopened)"))
+    return fields
+
+
+def review_note(postmortem: Postmortem) -> str:
+    """Said after a published summary's footer while its incident's reopen calls for a review."""
+    if postmortem.needs_review_since is None:
+        return ""
+    return " · :warning: needs a review: the incident was reopened after this was published"
 
 
 def enqueue_announcement(*, session: Session, incident: Incident, settings: Settings, at: datetime) -> None:
@@ -31,6 +61,8 @@ def enqueue_announcement(*, session: Session, incident: Incident, settings: Sett
     elif incident.resolved_at is not None:
         resolved = format_duration(incident.seconds_to_resolve)
         text = f":white_check_mark: Incident {ref} resolved after {resolved}: {title} ({where})"
+    elif incident.reopened_at is not None:  # not the first message's words, or its key would say "sent"
+        text = f":rotating_light: Incident {ref} reopened: {title} (in {where})"
     else:
         text = f":rotating_light: Incident {ref}: {title} (in {where})"
     enqueue(
@@ -48,26 +80,49 @@ def triage_key(incident: Incident) -> str:
 
 
 def enqueue_triage(
-    *, session: Session, incident: Incident, settings: Settings, at: datetime, opened_by: str | None = None
+    *,
+    session: Session,
+    incident: Incident,
+    settings: Settings,
+    at: datetime,
+    opened_by: str | None = None,
+    only_if_listed: bool = False,
 ) -> None:
     """TRIAGE_CHANNEL lists an incident that got no channel (CHANNEL_URGENCIES / CHANNEL_PRIORITIES) with
-    an "Open a channel" button; once someone pressed it, the same message says who."""
+    an "Open a channel" button. The same message follows what happens to it: who pressed the button, and
+    once the channel exists (pressed, or a later priority or urgency made it qualify), a link to it and
+    no button. `only_if_listed`: update a listing, never start one."""
     if not settings.triage_channel:
+        return
+    if (
+        only_if_listed
+        and not session.exec(
+            select(OutboxMessage.id).where(OutboxMessage.message_key == triage_key(incident)).limit(1)
+        ).first()
+    ):
         return
     ref, title = display_id(incident), escape_mrkdwn(incident.title)
     details = ", ".join(
         escape_mrkdwn(v) for v in (incident.service_name, incident.urgency, incident.priority) if v
     )
-    text = f":mag: Incident {ref}: {title} ({details}): no channel opened."
-    if opened_by:
-        text = f":mag: Incident {ref}: {title} ({details}): channel opened by <@{opened_by}>."
+    by = f" by <@{opened_by}>" if opened_by else ""
+    if incident.channel_id:
+        state = f"open:{incident.channel_id}:{opened_by or ''}"
+        where = channel_mention(incident.channel_id)
+        text = f":mag: Incident {ref}: {title} ({details}): channel opened{by}: {where}"
+    elif opened_by:
+        state = f"opening:{opened_by}"
+        text = f":mag: Incident {ref}: {title} ({details}): channel opened{by}."
+    else:
+        state = "listed"
+        text = f":mag: Incident {ref}: {title} ({details}): no channel opened."
     listing = [blocks.section(text)]
-    if not opened_by:
+    if state == "listed":
         button = blocks.button("Open a channel", blocks.Action.OPEN_CHANNEL, str(incident.id), "primary")
         listing.append({"type": "actions", "elements": [button]})
     enqueue(
         session,
-        key=f"{triage_key(incident)}:{opened_by or 'listed'}",
+        key=f"{triage_key(incident)}:{state}",
         channel=settings.triage_channel,
         at=at,
         message_key=triage_key(incident),

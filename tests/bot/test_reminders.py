@@ -56,6 +56,23 @@ def test_retro_reminder_lists_what_was_published_since_the_last_retro(session: S
     assert_golden("retro_reminder.json", message_of(rows[0]))
 
 
+def test_the_retro_reminder_says_which_published_postmortem_needs_a_review(session: Session) -> None:
+    incident = add_incident(session, at=RETRO - timedelta(days=6), title="Reopened", resolve=600, document=60)
+    add_incident(session, at=RETRO - timedelta(days=5), title="Settled", resolve=600, document=60)
+    postmortem = session.exec(select(Postmortem).where(Postmortem.incident_id == incident.id)).one()
+    postmortem.needs_review_since = RETRO - timedelta(days=1)  # its incident reopened after publication
+    session.add(postmortem)
+    session.commit()
+    assert send_retro_reminder(session=session, settings=SETTINGS, now=RETRO, scheduled_for=RETRO)
+    blocks = message_of(outbox(session)[0])["blocks"]
+    body = "\n".join(block["text"]["text"] for block in blocks if "text" in block)
+    lines = [line for line in body.splitlines() if line.startswith("•")]
+    reopened = next(line for line in lines if "Reopened" in line)
+    settled = next(line for line in lines if "Settled" in line)
+    assert reopened.endswith(":warning: needs a review (its incident reopened)")
+    assert "needs a review" not in settled
+
+
 def _unwritten(session: Session, *, resolved: datetime, owner: str | None = "U0OWNER") -> int:
     incident = add_incident(
         session,

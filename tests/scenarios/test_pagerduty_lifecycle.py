@@ -159,11 +159,22 @@ def test_each_event_type_over_http_does_what_the_table_says(stack: LocalStack) -
     for event_type, (status, text) in ROWS.items():
         if event_type == "incident.reopened":
             # Published before the reopen: the channel is asked to review it.
+            published = datetime(2026, 11, 23, 13, 25, tzinfo=UTC)
             engine = make_engine(stack.database_url)
             with Session(engine) as session:
                 row = session.exec(select(Incident).where(Incident.pagerduty_id == "PLIFE01")).one()
-                row.postmortem_published_at = datetime(2026, 11, 23, 13, 25, tzinfo=UTC)
+                row.postmortem_published_at = published
                 session.add(row)
+                session.add(
+                    Postmortem(
+                        incident_id=row.id or 0,
+                        status=PostmortemStatus.PUBLISHED,
+                        created_at=published,
+                        updated_at=published,
+                        published_at=published,
+                        published_by="U0ALICE",
+                    )
+                )
                 session.commit()
             engine.dispose()
         event_id = send(stack, event_type)
@@ -173,6 +184,7 @@ def test_each_event_type_over_http_does_what_the_table_says(stack: LocalStack) -
             stack.sandbox.wait_for(
                 lambda: [p for p in prompts(stack, CHANNEL) if "after 20 minutes" in p], message="no prompt"
             )
+            [prompt_ts] = [m["ts"] for m in bot_messages(stack, CHANNEL) if "resolved after" in m["text"]]
         if event_type == "incident.reopened":
             reopened = incident(stack, "PLIFE01")
             assert (reopened.resolved_at, reopened.seconds_to_resolve) == (None, None)
@@ -181,9 +193,13 @@ def test_each_event_type_over_http_does_what_the_table_says(stack: LocalStack) -
                 lambda: (
                     card_says(stack, CHANNEL, "Incident #412 triggered")
                     and any("needs a review" in m["text"] for m in bot_messages(stack, CHANNEL))
+                    and prompts(stack, CHANNEL) == []
                 ),
-                message="card not back to triggered, or no review request",
+                message="card not triggered, no review request, or the prompt still invites a write-up",
             )
+            # The one prompt message says the incident lives again, with no button to write it up.
+            [live] = [m for m in bot_messages(stack, CHANNEL) if "was reopened in PagerDuty" in m["text"]]
+            assert live["ts"] == prompt_ts and "Write the post-mortem" not in json.dumps(live["blocks"])
     assert incident(stack, "PLIFE01").priority == "P1"
 
     # The final resolution: time to resolve counts to it, and the one prompt says so.
@@ -194,6 +210,10 @@ def test_each_event_type_over_http_does_what_the_table_says(stack: LocalStack) -
         lambda: len(prompts(stack, CHANNEL)) == 1 and "after 90 minutes" in prompts(stack, CHANNEL)[0],
         message=f"the prompt was not updated to the final resolution: {prompts(stack, CHANNEL)}",
     )
+    [again] = [m for m in bot_messages(stack, CHANNEL) if "resolved after" in m["text"]]
+    assert again["ts"] == prompt_ts and "Write the post-mortem" in json.dumps(again["blocks"])
+    posted = [c for c in stack.sandbox.calls_to("chat.postMessage") if c["ok"]]
+    assert len([c for c in posted if "resolved after" in c["args"].get("text", "")]) == 1  # one prompt ever
     assert len([c for c in stack.sandbox.calls_to("conversations.create") if c["ok"]]) == 1
 
 
@@ -366,6 +386,19 @@ def test_announce_channel_links_each_new_incident_channel_and_follows_its_resolu
         [resolved] = bot_messages(stack, "postmortems")  # the same message, updated in place
         assert resolved["ts"] == opened["ts"]
         assert "resolved after 20" in resolved["text"] and f"<#{channel_id}>" in resolved["text"]
+        send(stack, "incident.reopened")
+        stack.sandbox.wait_for(
+            lambda: bot_messages(stack, "postmortems")[0]["text"].startswith(
+                ":rotating_light: Incident #412 reopened"
+            ),
+            message=f"the announcement did not follow the reopen: {bot_messages(stack, 'postmortems')}",
+        )
+        send(stack, "incident.resolved.final")
+        stack.sandbox.wait_for(
+            lambda: "resolved after 1 h 30 min" in bot_messages(stack, "postmortems")[0]["text"],
+            message=f"not the final resolution: {bot_messages(stack, 'postmortems')}",
+        )
+        assert [m["ts"] for m in bot_messages(stack, "postmortems")] == [opened["ts"]]
 
 
 def test_an_incident_that_deserves_no_channel_is_counted_and_listed_for_triage_with_a_button(
@@ -398,10 +431,15 @@ def test_an_incident_that_deserves_no_channel_is_counted_and_listed_for_triage_w
         stack.sandbox.wait_for(
             lambda: card_says(stack, CHANNEL, "Incident #412"), message="no channel opened"
         )
+        channel_id = stack.sandbox.channel_id(CHANNEL)
         stack.sandbox.wait_for(
-            lambda: "channel opened by <@U0ALICE>" in bot_messages(stack, "postmortems")[0]["text"],
-            message="the listing does not say who opened it",
+            lambda: bot_messages(stack, "postmortems")[0]["text"].endswith(
+                f"channel opened by <@U0ALICE>: <#{channel_id}>"
+            ),
+            message="the listing does not say who opened it, nor link the channel",
         )
+        [opened] = bot_messages(stack, "postmortems")  # the same message, updated in place
+        assert opened["ts"] == listing["ts"] and len(opened["blocks"]) == 1  # no button left
         # A high-urgency incident gets its channel at once, and is not listed.
         send(stack, with_data(fixture("incident.triggered"), "01HIGH", data__id="PHIGH01", data__number=500))
         stack.sandbox.wait_for(
@@ -418,3 +456,54 @@ def test_a_priority_raised_later_opens_the_channel_then(database_url: str) -> No
         assert stack.sandbox.calls_to("conversations.create") == []
         send(stack, "incident.priority_updated")  # P1
         stack.sandbox.wait_for(lambda: card_says(stack, CHANNEL, "Incident #412"), message="no channel at P1")
+
+
+def test_a_triage_listing_whose_incident_comes_to_qualify_links_its_new_channel_in_place(
+    database_url: str,
+) -> None:
+    with LocalStack(
+        database_url,
+        incident_channel_prefix="inc-",
+        channel_urgencies="high",
+        channel_priorities="P1",
+        triage_channel="postmortems",
+    ) as stack:
+        # No priority yet: listed. The priority raised to P1 makes it qualify.
+        send(stack, "incident.triggered")
+        stack.sandbox.wait_for(lambda: bot_messages(stack, "postmortems"), message="not listed for triage")
+        [listing] = bot_messages(stack, "postmortems")
+        assert listing["blocks"][1]["elements"][0]["text"]["text"] == "Open a channel"
+        send(stack, "incident.priority_updated")
+        stack.sandbox.wait_for(lambda: card_says(stack, CHANNEL, "Incident #412"), message="no channel at P1")
+        channel_id = stack.sandbox.channel_id(CHANNEL)
+        stack.sandbox.wait_for(
+            lambda: bot_messages(stack, "postmortems")[0]["text"].endswith(
+                f"channel opened: <#{channel_id}>"
+            ),
+            message=f"the listing does not link the channel: {bot_messages(stack, 'postmortems')}",
+        )
+        [opened] = bot_messages(stack, "postmortems")
+        assert opened["ts"] == listing["ts"] and len(opened["blocks"]) == 1  # updated in place, no button
+
+        # Low urgency at P1: listed. PagerDuty raising the urgency (on any later event) makes it qualify.
+        low = with_data(
+            fixture("incident.priority_updated"),
+            "01LOWP1",
+            data__id="PLOW001",
+            data__number=600,
+            data__urgency="low",
+            data__html_url="https://acme.pagerduty.com/incidents/PLOW001",
+        )
+        send(stack, with_data(low, "01LOWP1TRIGGER", event_type="incident.triggered"))
+        stack.sandbox.wait_for(lambda: len(bot_messages(stack, "postmortems")) == 2, message="not listed")
+        send(
+            stack, with_data(low, "01LOWP1HIGH", occurred_at="2026-11-23T13:40:00.000Z", data__urgency="high")
+        )
+        low_channel = "inc-600-checkout-latency-above-2-s"
+        stack.sandbox.wait_for(lambda: card_says(stack, low_channel, "Incident #600"), message="no channel")
+        low_id = stack.sandbox.channel_id(low_channel)
+        stack.sandbox.wait_for(
+            lambda: bot_messages(stack, "postmortems")[1]["text"].endswith(f"channel opened: <#{low_id}>"),
+            message=f"the listing does not link the channel: {bot_messages(stack, 'postmortems')}",
+        )
+        assert len(bot_messages(stack, "postmortems")) == 2

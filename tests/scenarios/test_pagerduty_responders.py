@@ -59,12 +59,18 @@ def test_assignees_and_responders_are_invited_and_the_unmatched_listed_once(
     with stack_with(database_url, pagerduty_api_token=TOKEN, pagerduty_api_url=pagerduty.url) as stack:
         send(stack, "incident.triggered")  # assigned to Ben
         stack.sandbox.wait_for(lambda: "U0BOB" in members(stack), message="the assignee was not invited")
+        # The card names the assignee, as a mention once their e-mail found them in Slack.
+        stack.sandbox.wait_for(lambda: assigned(stack) == "<@U0BOB>", message=f"card: {assigned(stack)}")
         send(stack, "incident.acknowledged")  # still Ben: not looked up again
         send(stack, "incident.escalated")  # Maeve: no Slack user
+        stack.sandbox.wait_for(
+            lambda: assigned(stack) == "Maeve Responder", message=f"card: {assigned(stack)}"
+        )
         send(stack, "incident.reassigned")  # Alice
         stack.sandbox.wait_for(
             lambda: "U0ALICE" in members(stack), message="the new assignee was not invited"
         )
+        stack.sandbox.wait_for(lambda: assigned(stack) == "<@U0ALICE>", message=f"card: {assigned(stack)}")
         send(stack, "incident.responder.added")  # Maeve again: already listed
         stack.sandbox.wait_for(lambda: listed(stack, "Maeve Responder"), message="Maeve not listed")
         stack.sandbox.wait_for(
@@ -80,6 +86,16 @@ def test_assignees_and_responders_are_invited_and_the_unmatched_listed_once(
         }
         assert not any(ENABLE_INVITATIONS_HINT in m["text"] for m in bot_messages(stack, CHANNEL))
         assert_manifest_covers(stack.sandbox.calls)
+
+
+def assigned(stack: LocalStack) -> str | None:
+    """The incident card's "Assigned" field, or None."""
+    for message in bot_messages(stack, CHANNEL):
+        for block in message.get("blocks") or []:
+            for field in block.get("fields") or []:
+                if field["text"].startswith("*Assigned*\n"):
+                    return str(field["text"].removeprefix("*Assigned*\n"))
+    return None
 
 
 def outbox(stack: LocalStack) -> list[OutboxMessage]:
@@ -102,6 +118,7 @@ def test_the_user_map_overrides_the_email_and_needs_no_lookup(
     ) as stack:
         send(stack, "incident.triggered")
         stack.sandbox.wait_for(lambda: "U0CAROL" in members(stack), message="the mapped user was not invited")
+        stack.sandbox.wait_for(lambda: assigned(stack) == "<@U0CAROL>", message=f"card: {assigned(stack)}")
         stack.sandbox.wait_for(
             lambda: all(row.status == "sent" for row in outbox(stack)), message="outbox not drained"
         )
@@ -134,8 +151,12 @@ def test_without_a_token_the_channel_hears_once_how_to_enable_it_and_nothing_els
     database_url: str,
 ) -> None:
     with stack_with(database_url) as stack:
-        for name in ("incident.triggered", "incident.escalated", "incident.reassigned", "incident.resolved"):
+        for name in ("incident.triggered", "incident.escalated", "incident.reassigned"):
             send(stack, name)
+        # Nobody can be found in Slack: the card names PagerDuty's assignee.
+        stack.sandbox.wait_for(lambda: assigned(stack) == "Alice Lead", message=f"card: {assigned(stack)}")
+        send(stack, "incident.resolved")  # PagerDuty unassigns a resolved incident
+        stack.sandbox.wait_for(lambda: assigned(stack) is None, message=f"card: {assigned(stack)}")
         stack.sandbox.wait_for(lambda: card_says(stack, CHANNEL, "Incident #412 resolved"), message="no card")
         stack.sandbox.wait_for(
             lambda: all(row.status == "sent" for row in outbox(stack)), message="outbox not drained"
