@@ -16,6 +16,8 @@ from bot.devtools.sandbox.block_checks import validate_message_blocks
 from bot.devtools.sandbox.pagerduty_api import PagerDutyApiStandIn, PagerDutyService
 from bot.devtools.stack import LocalStack
 from tests.golden import assert_golden
+from tests.scenarios.conftest import BOB
+from tests.scenarios.test_channel_life import publish
 from tests.scenarios.test_pagerduty_lifecycle import CHANNEL, bot_messages, send
 from tests.scenarios.test_pagerduty_responders import PEOPLE, TOKEN, stack_with
 
@@ -160,3 +162,17 @@ def test_a_pagerduty_outage_leaves_the_card_without_owner_until_a_retry_names_it
         assert row is not None and (row.attempts, row.last_error) == (0, None)
         assert len(stack.sandbox.calls_to("chat.postMessage")) >= 1
         assert any("Owner" in str(call) for call in stack.sandbox.calls_to("chat.update"))
+
+
+def test_the_summary_names_the_owner(database_url: str, pagerduty: PagerDutyApiStandIn) -> None:
+    with with_api(database_url, pagerduty) as stack:
+        send(stack, "incident.triggered")
+        wait_for_owner(stack, PAYMENTS_TEAM)
+        channel = stack.sandbox.channel_id(CHANNEL)  # bob is in it: PagerDuty assigned him
+        send(stack, "incident.resolved")
+        prompt = stack.sandbox.wait_for_message(channel, lambda m: "resolved after" in m["text"])
+        publish(stack, BOB, channel, prompt["ts"])
+        summary = stack.sandbox.wait_for_message(
+            "postmortems", lambda m: m["text"].startswith("Post-mortem published")
+        )
+        assert {"type": "mrkdwn", "text": f"*Owner*\n{PAYMENTS_TEAM}"} in summary["blocks"][1]["fields"]
