@@ -4,7 +4,7 @@ target, by owner (SERVICE_OWNERS, else PagerDuty's answer)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
@@ -13,6 +13,7 @@ from bot.core.models import Incident
 from bot.core.service_owners import ServiceOwnerLookup
 from bot.devtools.sandbox.block_checks import validate_message_blocks
 from bot.domain.incidents import display_id
+from bot.domain.owners import LOOKUP_REFRESH, claim_lookup, owe_lookup, record_lookup
 from bot.loop.digest import digest_message
 from bot.loop.ownership import ownership_report
 from tests.factories import add_incident
@@ -131,3 +132,17 @@ def test_the_setting_names_an_owner_pagerduty_does_not(session: Session) -> None
         "@search-team",
         "<@U0STORE>",
     ]
+
+
+def test_a_lookup_is_owed_for_a_new_service_and_again_once_its_answer_is_a_day_old(session: Session) -> None:
+    at = WEEK[0]
+    owe_lookup(session, service_id="PSVC009", at=at)
+    assert claim_lookup(session, now=at, lease=timedelta(seconds=60)) == "PSVC009"
+    owe_lookup(session, service_id="PSVC009", at=at)  # leased: owed already, nothing changes
+    assert claim_lookup(session, now=at, lease=timedelta(seconds=60)) is None
+    record_lookup(session, service_id="PSVC009", found=None, at=at)
+    owe_lookup(session, service_id="PSVC009", at=at + LOOKUP_REFRESH)  # exactly a day: still fresh
+    assert claim_lookup(session, now=at + LOOKUP_REFRESH, lease=timedelta(seconds=60)) is None
+    later = at + LOOKUP_REFRESH + timedelta(seconds=1)
+    owe_lookup(session, service_id="PSVC009", at=later)
+    assert claim_lookup(session, now=later, lease=timedelta(seconds=60)) == "PSVC009"
