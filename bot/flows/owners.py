@@ -22,14 +22,15 @@ def owner_looked_up(
 ) -> None:
     if not record_lookup(session, service_id=service_id, found=found, at=at):
         return
+    # Locked, with or without a channel yet: a channel opening at this moment (another transaction setting
+    # `channel_id` and rendering the card before this answer is committed) waits for this transaction, or
+    # this one for it, so its card is rendered with the owner or updated here (PostgreSQL, READ COMMITTED).
     incidents = session.exec(
-        select(Incident).where(
-            Incident.service_id == service_id,
-            col(Incident.channel_id).is_not(None),
-            col(Incident.updated_at) >= at - CARD_REFRESH,
-        )
+        select(Incident)
+        .where(Incident.service_id == service_id, col(Incident.updated_at) >= at - CARD_REFRESH)
+        .with_for_update()
     ).all()
-    for incident in incidents:
+    for incident in (found for found in incidents if found.channel_id):
         shown = configured_owner(
             settings.service_owners, service_id=service_id, service_name=incident.service_name
         )
