@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # WeeklySchedule and parse_days live in bot/core/schedules.py; imported from here by the rest of the bot.
 from bot.core.schedules import QuarterlySchedule, WeeklySchedule, parse_days
+from bot.core.service_owners import check_owner
 
 __all__ = ["ConfigError", "QuarterlySchedule", "Settings", "WeeklySchedule", "load_settings", "parse_days"]
 
@@ -138,6 +139,10 @@ class Settings(BaseSettings):
     runbooks: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     runbook_check_schedule: str = "quarterly mon 10:00"
     runbook_stale_incidents: int = Field(default=2, ge=1)
+    # Service owners (docs/service-owners.md): "SERVICE=@team-handle or U0123,...", over PagerDuty's answer;
+    # the digest lists the post-mortems published later than DOC_LATENCY_TARGET_HOURS after the resolution.
+    service_owners: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    doc_latency_target_hours: int = Field(default=120, ge=1)
 
     @field_validator(
         "pagerduty_webhook_secrets",
@@ -183,6 +188,11 @@ class Settings(BaseSettings):
     @classmethod
     def _service_channels(cls, value: object) -> object:
         return _mapping(value, "SERVICE_ID=#channel or SERVICE_ID=C0123ABCD", lambda v: v.lstrip("#"))
+
+    @field_validator("service_owners", mode="before")
+    @classmethod
+    def _service_owners(cls, value: object) -> object:
+        return _mapping(value, "SERVICE=@team-handle or SERVICE=U0123ABCD", lambda v: v and check_owner(v))
 
     @field_validator("pagerduty_user_map", mode="before")
     @classmethod

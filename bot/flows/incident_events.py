@@ -14,6 +14,7 @@ from bot.core.config import Settings
 from bot.core.models import InboundDelivery, Incident
 from bot.domain.deliveries import recheck_waiting_at, waiting_deliveries
 from bot.domain.incidents import deserves_channel, owes_postmortem
+from bot.domain.owners import owe_lookup
 from bot.domain.pagerduty import SOURCE, EventType, Outcome, PagerDutyEvent, parse_event
 from bot.domain.pagerduty_lifecycle import (
     NOTE_WAIT,
@@ -56,6 +57,9 @@ def apply_event(*, session: Session, event: PagerDutyEvent, settings: Settings, 
     if not isinstance(applied, Applied):
         return applied
     incident = applied.incident
+    if settings.pagerduty_api_token and incident.service_id:
+        # Its owner is named on the card once the owner lookup has asked PagerDuty (docs/service-owners.md).
+        owe_lookup(session, service_id=incident.service_id, at=at)
     reason = f"pagerduty:{event.id}"
     if event.event_type == EventType.REOPENED:
         # Even one delivered after the resolution that followed it: what was published may be wrong.

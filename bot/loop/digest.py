@@ -1,5 +1,6 @@
 """The weekly digest: the week's KPIs against the week before, a chart, the services with most incidents,
-incidents still without a post-mortem and overdue action items, posted to DIGEST_CHANNEL.
+incidents still without a post-mortem, overdue action items and service ownership (bot/loop/ownership.py),
+posted to DIGEST_CHANNEL.
 
 The week is the seven local days before the day the digest is scheduled on (Monday 09:00 covers Monday
 to Sunday). One message and one chart per week, keyed by the week's first day.
@@ -30,6 +31,7 @@ from bot.loop.kpis import (
     trend,
     week_before,
 )
+from bot.loop.ownership import ownership_report
 from bot.slack import messages
 from bot.slack.outbox import Priority, enqueue, enqueue_upload
 
@@ -172,6 +174,7 @@ def digest_message(
         overdue_total=overdue_total,
         done_total=done_total,
         done_in_tracker=done_in_tracker,
+        ownership=ownership_report(session=session, settings=settings, since=week_start, until=week_end),
     )
     k = this.overall
     fallback = (

@@ -33,6 +33,7 @@ from bot.runtime.ingest import IngestWriter
 from bot.runtime.invitations import Invitations
 from bot.runtime.outbox_pacing import Pacer
 from bot.runtime.outbox_worker import OutboxWorker
+from bot.runtime.owner_lookups import OwnerLookups
 from bot.runtime.pagerduty_api import PagerDutyApi
 from bot.runtime.processor import DeliveryProcessor
 from bot.runtime.redaction import install_redaction
@@ -72,6 +73,8 @@ class Process:
     metrics_refresher: MetricsRefresher
     # Action items in Jira or GitHub (ACTION_ITEM_TRACKER); None without a tracker.
     trackers: TrackerWorker | None = None
+    # Service owners from PagerDuty (docs/service-owners.md); None without PAGERDUTY_API_TOKEN.
+    owner_lookups: OwnerLookups | None = None
 
 
 @dataclass
@@ -132,6 +135,7 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
     outbox_client = make_client(settings)
     outbox_client.retry_handlers = []
     channels = ChannelDirectory(client)
+    pagerduty = pagerduty_api(settings)
     outbox = OutboxWorker(
         engine=engine,
         client=outbox_client,
@@ -139,7 +143,7 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
         on_channel=partial(channel_opened, settings=settings),
         invitations=Invitations(
             client=outbox_client,
-            pagerduty=pagerduty_api(settings),
+            pagerduty=pagerduty,
             matched=partial(person_matched, settings=settings),
         ),
         max_backoff=settings.outbox_max_backoff_seconds,
@@ -187,6 +191,9 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
         metrics=snapshot,
         metrics_refresher=MetricsRefresher(snapshot, interval=settings.metrics_refresh_seconds),
         trackers=trackers,
+        owner_lookups=OwnerLookups(engine=engine, settings=settings, pagerduty=pagerduty)
+        if pagerduty
+        else None,
     )
 
 
@@ -332,6 +339,8 @@ class BotServer:
             process.trackers.start()
         process.processor.start()  # processes what an earlier run stored and left unprocessed, too
         process.metrics_refresher.start()
+        if process.owner_lookups is not None:
+            process.owner_lookups.start()
         if self.settings.scheduler_enabled:
             self.start_scheduler()
         # What start-up built (SQLAlchemy, Bolt, templates, the imported modules) lives as long as the
@@ -379,8 +388,9 @@ class BotServer:
             self.process.processor.stop()
             self.process.outbox.stop()
             self.process.metrics_refresher.stop()
-            if self.process.trackers is not None:
-                self.process.trackers.stop()
+            for worker in (self.process.trackers, self.process.owner_lookups):
+                if worker is not None:
+                    worker.stop()
         if self._socket_mode is not None:
             self._socket_mode.close()  # type: ignore[no-untyped-call]  # unannotated, as connect
         if self._server is not None:

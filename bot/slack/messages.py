@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.core.rendering import escape_mrkdwn, truncate_mrkdwn
 from bot.domain.action_items import IssueRef
+from bot.domain.owners import Owner, OwnerKind
 from bot.slack.blocks import (
     DIVIDER,
     MAX_MESSAGE_BLOCKS,
@@ -33,6 +34,19 @@ def issue_link(issue: IssueRef | None) -> str:
     return f" · <{issue.url}|{escape_mrkdwn(issue.key)}> {'done' if issue.done else 'open'}"
 
 
+def owner_text(owner: Owner) -> str:
+    """A service's owner as mrkdwn: a user is a mention; a user group's handle is shown as text (a group
+    mention needs the group's id, `<!subteam^S0123>`, which only `usergroups.list` gives:
+    docs/service-owners.md); a PagerDuty team or policy by its name, linked to its PagerDuty page."""
+    if owner.kind == OwnerKind.SLACK_USER:
+        return f"<@{owner.name}>"
+    if owner.kind == OwnerKind.SLACK_GROUP:
+        return escape_mrkdwn(owner.name)
+    what = "PagerDuty team" if owner.kind == OwnerKind.TEAM else "escalation policy"
+    name = escape_mrkdwn(owner.name).replace("|", "¦")
+    return f"<{owner.url}|{name}> ({what})" if owner.url else f"{name} ({what})"
+
+
 def summary_message(
     *,
     title: str,
@@ -48,6 +62,7 @@ def summary_message(
     action_item_ids: Sequence[int] | None = None,
     timeline: Sequence[str] = (),
     issues: Sequence[IssueRef | None] = (),
+    owner: Owner | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """The summary posted to the post-mortems channel: (fallback text, blocks).
 
@@ -59,6 +74,7 @@ def summary_message(
     fields = [
         mrkdwn(f"*Severity*\n{severity or '—'}"),
         mrkdwn(f"*Services*\n{escape_mrkdwn(', '.join(services)) or '—'}"),
+        *([mrkdwn(f"*Owner*\n{owner_text(owner)}")] if owner else []),
         mrkdwn(f"*Resolution time*\n{resolution_time}"),
     ]
     if channel_id:
@@ -82,9 +98,9 @@ def summary_message(
     if action_items:
         blocks.append(DIVIDER)
         shown = action_items[: MAX_MESSAGE_BLOCKS - 8]
-        for index, (text, owner, due, done) in enumerate(shown):
+        for index, (text, item_owner, due, done) in enumerate(shown):
             mark = ":white_check_mark:" if done else ":white_square:"
-            who = f"<@{owner}>" if owner else "unassigned"
+            who = f"<@{item_owner}>" if item_owner else "unassigned"
             when = f", due {due.isoformat()}" if due else ""
             extra: dict[str, Any] = {}
             if action_item_ids is not None and not done:

@@ -26,6 +26,7 @@ from bot.domain.action_items import issue_refs
 from bot.domain.channels import channel_state, reachable
 from bot.domain.document import document_context, document_filename
 from bot.domain.incidents import display_id, incident_channel_name, owes_postmortem, shown_publicly
+from bot.domain.owners import incident_owner
 from bot.domain.postmortems import SaveResult
 from bot.slack import blocks, messages
 from bot.slack.channels import channel_mention
@@ -85,6 +86,9 @@ def enqueue_incident_card(
         ),
         ("Resolved", format_duration(incident.seconds_to_resolve) if incident.resolved_at else "—"),
     ]
+    owner = incident_owner(session, settings.service_owners, incident)
+    if owner is not None:
+        fields.insert(0, ("Owner", messages.owner_text(owner)))
     if incident.service_name:
         fields.insert(0, ("Service", escape_mrkdwn(incident.service_name)))
     if incident.urgency:
@@ -209,6 +213,7 @@ def summary_message(
         action_item_ids=[id_of(i) for i in context["action_items"]],
         issues=[refs.get(id_of(i)) for i in context["action_items"]],
         timeline=[timeline_line(entry, settings) for entry in context["timeline"]],
+        owner=incident_owner(session, settings.service_owners, incident),
         footer=f"Published {published} by <@{postmortem.published_by}> · revision {postmortem.revision}"
         + docs_link(incident, settings)
         + review_note(postmortem),

@@ -9,6 +9,7 @@ from datetime import date
 from bot.core.rendering import escape_mrkdwn
 from bot.devtools.sandbox.block_checks import validate_message_blocks, validate_view
 from bot.domain.action_items import ActionItemInput
+from bot.domain.owners import Owner, OwnerKind
 from bot.domain.postmortems import PostmortemDraft
 from bot.slack import blocks, messages, modal_view
 from tests.golden import assert_golden
@@ -113,6 +114,7 @@ def summary(body: str = "*Summary*\nok", items: int = 1) -> tuple[str, list[dict
         channel_id="C0INC",
         action_items=[(f"Item {i} <@U0BOSS>", "U0ALICE", date(2026, 12, 1), i == 0) for i in range(items)],
         footer="Published by <@U0BOB>",
+        owner=Owner(OwnerKind.TEAM, "Payments <ops>", "https://acme.pagerduty.com/teams/PTEAM01"),
     )
 
 
@@ -122,6 +124,8 @@ def test_summary_matches_golden_and_escapes_user_text() -> None:
     dumped = str(message)
     assert "<!here>" not in dumped and "&lt;!here&gt;" in dumped
     assert "<@U0BOSS>" not in dumped
+    owner = "<https://acme.pagerduty.com/teams/PTEAM01|Payments &lt;ops&gt;> (PagerDuty team)"
+    assert {"type": "mrkdwn", "text": f"*Owner*\n{owner}"} in message[1]["fields"]
     assert_golden("postmortem_summary_blocks.json", {"text": text, "blocks": message})
 
 

@@ -75,6 +75,10 @@ def test_defaults() -> None:
         ("RUNBOOKS", "checkout"),
         ("RUNBOOK_CHECK_SCHEDULE", "quarterly someday 10:00"),
         ("RUNBOOK_STALE_INCIDENTS", "0"),
+        ("SERVICE_OWNERS", "checkout"),
+        ("SERVICE_OWNERS", "checkout=payments-team"),  # a handle starts with @
+        ("SERVICE_OWNERS", "checkout=@Payments Team"),
+        ("DOC_LATENCY_TARGET_HOURS", "0"),
     ],
 )
 def test_malformed_variable_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -173,3 +177,9 @@ def test_runbooks_are_service_equals_path_and_the_check_is_quarterly_by_default(
     assert settings.runbooks == {"checkout": "runbooks/checkout.md", "search": "runbooks/search.md"}
     assert settings.runbook_check_schedule == "quarterly mon 10:00" and settings.runbook_stale_incidents == 2
     assert load_settings(runbook_check_schedule="mon 09:00").runbook_check.days == (0,)  # weekly works too
+
+
+def test_service_owners_map_a_name_or_an_id_to_a_handle_or_a_user() -> None:
+    settings = load_settings(service_owners="checkout=@payments-team, PSVC002 = U0ALICE")
+    assert settings.service_owners == {"checkout": "@payments-team", "PSVC002": "U0ALICE"}
+    assert (load_settings().service_owners, load_settings().doc_latency_target_hours) == ({}, 120)

@@ -4,7 +4,10 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
-from bot.core import models  # noqa: F401  (registers every table on SQLModel.metadata)
+from bot.core import (
+    models,  # noqa: F401  (registers every table on SQLModel.metadata)
+    service_owners,  # noqa: F401  (registers its table)
+)
 
 target_metadata = SQLModel.metadata
 
