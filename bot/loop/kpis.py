@@ -241,17 +241,22 @@ def _action_items(
             col(ActionItem.completed_at) >= until,
         ),
     )
-    statement = (
+    # Read from the action items (few) with each one's service looked up by the incident's key, not by
+    # walking every incident for the items it has.
+    service = select(_service_key()).where(col(Incident.id) == col(ActionItem.incident_id)).scalar_subquery()
+    items = (
         select(
-            _service_key(),
-            func.sum(case((completed, 1), else_=0)),
-            func.sum(case((overdue, 1), else_=0)),
+            service.label("service"),
+            case((completed, 1), else_=0).label("done"),
+            case((overdue, 1), else_=0).label("late"),
         )
-        .join(Incident, col(Incident.id) == col(ActionItem.incident_id))
-        .group_by(_service_key())
+        .where(or_(completed, overdue))
+        .subquery()
     )
+    totals = (func.sum(items.c.done), func.sum(items.c.late))
+    statement = select(items.c.service, *totals).group_by(items.c.service)
     if key is not None:
-        statement = statement.where(_service_key() == key)
+        statement = statement.where(items.c.service == key)
     return {
         row_key: (int(done or 0), int(late or 0))
         for row_key, done, late in session.execute(statement)

@@ -66,7 +66,8 @@ def upgrade() -> None:
     op.create_index("ix_incidents_service_key_triggered", "incidents", ["service_key", "triggered_at", "id"])
     counted = sa.text(_COUNTED)
     for name, columns in _NEW.items():
-        op.create_index(name, "incidents", columns, sqlite_where=counted, postgresql_where=counted)
+        filtered = [*columns, "merged_into", "recorded_only"]  # so SQLite reads the index alone
+        op.create_index(name, "incidents", filtered, sqlite_where=counted, postgresql_where=counted)
     recount_repeat_incidents(op.get_bind())
 
 
