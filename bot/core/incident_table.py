@@ -185,7 +185,9 @@ def window_before(instant: ColumnElement[datetime], dialect: str) -> ColumnEleme
 
 def recount_repeat_incidents(connection: Connection) -> None:
     """Every incident's `repeat_incident` from the whole table at once (a window over each service's
-    incidents), writing only the rows whose flag changes: after rows were written around the ORM."""
+    incidents), writing only the rows whose flag changes: after rows were written around the ORM.
+    A join (UPDATE ... FROM), not `id IN (...)`: PostgreSQL hashes an IN list only while it fits work_mem,
+    and probes it row by row beyond that (quadratic over a million incidents)."""
     table = table_of(Incident)
     previous = func.lag(table.c.triggered_at).over(
         partition_by=table.c.service_key, order_by=(table.c.triggered_at, table.c.id)
@@ -195,13 +197,20 @@ def recount_repeat_incidents(connection: Connection) -> None:
         .where(table.c.service_key.is_not(None), *counted())
         .subquery()
     )
-    repeats = select(windowed.c.id).where(
-        windowed.c.previous >= window_before(windowed.c.triggered_at, connection.dialect.name)
+    is_repeat = func.coalesce(
+        windowed.c.previous >= window_before(windowed.c.triggered_at, connection.dialect.name), sa_false()
     )
-    is_repeat = table.c.id.in_(repeats)
+    flags = select(windowed.c.id, is_repeat.label("flag")).subquery()
     connection.execute(
-        update(table).where(table.c.repeat_incident != is_repeat).values(repeat_incident=is_repeat)
+        update(table)
+        .where(table.c.id == flags.c.id, table.c.repeat_incident != flags.c.flag)
+        .values(repeat_incident=flags.c.flag)
     )
+    # Incidents outside every service's count (no service, merged, record-only) are no repeat.
+    uncounted = or_(
+        table.c.service_key.is_(None), table.c.merged_into.is_not(None), table.c.recorded_only.is_not(None)
+    )
+    connection.execute(update(table).where(uncounted, table.c.repeat_incident).values(repeat_incident=False))
 
 
 def _next_in_service(

@@ -56,19 +56,21 @@ def upgrade() -> None:
     op.add_column(
         "incidents", sa.Column("repeat_incident", sa.Boolean(), nullable=False, server_default=sa.false())
     )
+    # The old indexes go first and the new ones come last: every row is written twice below, and each
+    # write would otherwise update every index.
+    for name in _OLD:
+        op.drop_index(name, table_name="incidents")
     # bot.core.incident_table.service_key_of, in SQL.
     op.execute(
         "UPDATE incidents SET service_key = CASE WHEN coalesce(service_id, '') <> '' THEN service_id"
         " WHEN service_name IS NOT NULL THEN 'name:' || service_name END"
     )
-    for name in _OLD:
-        op.drop_index(name, table_name="incidents")
+    recount_repeat_incidents(op.get_bind())
     op.create_index("ix_incidents_service_key_triggered", "incidents", ["service_key", "triggered_at", "id"])
     counted = sa.text(_COUNTED)
     for name, columns in _NEW.items():
         filtered = [*columns, "merged_into", "recorded_only"]  # so SQLite reads the index alone
         op.create_index(name, "incidents", filtered, sqlite_where=counted, postgresql_where=counted)
-    recount_repeat_incidents(op.get_bind())
 
 
 def downgrade() -> None:
