@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from bot.core.config import ConfigError, Settings, load_settings
+from bot.core.errors import UserError
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -247,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     kpis = commands.add_parser("kpis", help="KPIs of the incidents triggered in a period")
     kpis.add_argument("--since", required=True, help="first day, YYYY-MM-DD (in TIMEZONE)")
     kpis.add_argument("--until", required=True, help="day after the last, YYYY-MM-DD (exclusive)")
-    kpis.add_argument("--service", help="only this service")
+    kpis.add_argument("--service", help="only this service: its PagerDuty id, or its name (docs/metrics.md)")
     kpis.add_argument("--json", action="store_true", help="print JSON instead of a table")
     kpis.set_defaults(func=_kpis)
 
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command: Callable[[argparse.Namespace], int] = args.func  # set_defaults(func=...) per command
         return command(args)
-    except ConfigError as exc:
+    except (ConfigError, UserError) as exc:
         print(f"postmortem-bot: {exc}", file=sys.stderr)
         return 2
 

@@ -22,6 +22,7 @@ def add_incident(
     *,
     at: datetime,
     service: str | None = "checkout",
+    service_id: str | None = None,
     title: str = "Something broke",
     ack: int | None = None,
     response: int | None = None,
@@ -43,6 +44,7 @@ def add_incident(
     incident = Incident(
         title=title,
         service_name=service,
+        service_id=service_id,
         urgency=urgency,
         channel_id=channel_id,
         triggered_at=at,

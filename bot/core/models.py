@@ -1,4 +1,4 @@
-"""All tables, in one place. Instants are stored in UTC;
+"""All tables but `incidents` (bot/core/incident_table.py, re-exported here). Instants are stored in UTC;
 durations are integer seconds written at the transition, so KPIs are plain SQL aggregates.
 
 All datetimes are timezone-aware UTC (SQLModel's UTCDateTime); convert to `TIMEZONE` only when rendering.
@@ -14,13 +14,9 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from bot.core.incident_table import Incident as Incident
+from bot.core.incident_table import IncidentStatus as IncidentStatus
 from bot.core.job_tables import JobRun, SchedulerLease
-
-
-class IncidentStatus(StrEnum):
-    TRIGGERED = "triggered"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
 
 
 class PostmortemStatus(StrEnum):
@@ -46,84 +42,6 @@ class TrackerSync(StrEnum):
     SYNCED = "synced"
     PARKED = "parked"  # the tracker refused for good (bad project key, no permission): see last_error
     UNLINKED = "unlinked"  # the issue was deleted in the tracker; the item lives on without one
-
-
-class Incident(SQLModel, table=True):
-    __tablename__ = "incidents"
-    __table_args__ = (
-        Index("ix_incidents_triggered_at", "triggered_at"),
-        Index("ix_incidents_resolved_at", "resolved_at"),
-        Index("ix_incidents_service_triggered", "service_name", "triggered_at"),
-        Index("ix_incidents_channel_id", "channel_id"),
-        # A service's incidents, newest first: renaming the service renames them (pagerduty_lifecycle.py).
-        Index("ix_incidents_service_id_triggered", "service_id", "triggered_at"),
-        # KPIs (bot/loop/kpis.py): the per-service aggregates read this index alone, in service order; medians
-        # read the middle of a duration's order (per service, or overall) without sorting.
-        Index(
-            "ix_incidents_service_durations",
-            "service_name",
-            "triggered_at",
-            "seconds_to_acknowledge",
-            "seconds_to_first_response",
-            "seconds_to_resolve",
-            "seconds_to_document",
-        ),
-        Index("ix_incidents_service_resolve", "service_name", "seconds_to_resolve", "triggered_at"),
-        Index("ix_incidents_service_document", "service_name", "seconds_to_document", "triggered_at"),
-        Index("ix_incidents_resolve", "seconds_to_resolve", "triggered_at"),
-        Index("ix_incidents_document", "seconds_to_document", "triggered_at"),
-        # The digest's "still no post-mortem" list and its count.
-        Index("ix_incidents_unwritten", "postmortem_published_at", "resolved_at"),
-        # A PagerDuty incident is its id within its account (numbers repeat across accounts).
-        UniqueConstraint("pagerduty_account", "pagerduty_id", name="uq_incidents_pagerduty"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    # PagerDuty's incident id (e.g. "Q1ABCDEF"); None for incidents declared with `/postmortem new`.
-    pagerduty_id: str | None = Field(default=None, max_length=64)
-    # The PagerDuty account: its web host ("acme.pagerduty.com"); "" when unknown or declared by hand.
-    pagerduty_account: str = Field(default="", max_length=255)
-    number: int | None = None
-    title: str = Field(max_length=1024)
-    service_id: str | None = Field(default=None, max_length=64)
-    service_name: str | None = Field(default=None, max_length=255)
-    urgency: str | None = Field(default=None, max_length=32)
-    priority: str | None = Field(default=None, max_length=64)
-    html_url: str | None = Field(default=None, max_length=1024)
-    status: str = Field(default=IncidentStatus.TRIGGERED, max_length=32)
-    channel_id: str | None = Field(default=None, max_length=32)
-    channel_name: str | None = Field(default=None, max_length=80)
-    channel_is_private: bool = False
-    declared_by: str | None = Field(default=None, max_length=32)
-
-    triggered_at: datetime
-    acknowledged_at: datetime | None = None
-    first_response_at: datetime | None = None
-    first_responder: str | None = Field(default=None, max_length=32)
-    resolved_at: datetime | None = None
-    reopened_at: datetime | None = None  # the latest `incident.reopened`: resolutions before it don't count
-    postmortem_published_at: datetime | None = None
-
-    seconds_to_acknowledge: int | None = None
-    seconds_to_first_response: int | None = None
-    seconds_to_resolve: int | None = None
-    seconds_to_document: int | None = None
-
-    # The surviving incident's PagerDuty id when PagerDuty merged this one into it (no prompt, no KPI).
-    merged_into: str | None = Field(default=None, max_length=64)
-    # Why the incident is kept for the record only (no channel, prompt or KPI); None: a live incident.
-    recorded_only: str | None = Field(default=None, max_length=255)
-    # PagerDuty's people on the incident ([{"id", "name"}]: assignees, added responders), invited once each.
-    pagerduty_people: list[dict[str, str]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
-    )
-    # Who PagerDuty assigns the incident to now (their ids in `pagerduty_people`), as of its newest event.
-    pagerduty_assignees: list[str] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
-    )
-
-    created_at: datetime
-    updated_at: datetime
 
 
 class Postmortem(SQLModel, table=True):

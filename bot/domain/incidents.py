@@ -14,6 +14,7 @@ from sqlmodel import Session, col, or_, select
 
 from bot.core.db import insert_ignoring_duplicates, serialize_on
 from bot.core.errors import UserError
+from bot.core.incident_table import counted
 from bot.core.models import Incident, IncidentStatus, Postmortem, TimelineEntry
 
 
@@ -50,7 +51,7 @@ def deserves_channel(incident: Incident, *, urgencies: list[str], priorities: li
 
 def counted_incidents() -> list[ColumnElement[bool]]:
     """The SQL form of `owes_postmortem`: the incidents KPIs, digests, nudges and metrics count."""
-    return [col(Incident.merged_into).is_(None), col(Incident.recorded_only).is_(None)]
+    return counted()
 
 
 def earliest(current: datetime | None, candidate: datetime) -> datetime:

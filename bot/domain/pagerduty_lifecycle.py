@@ -256,9 +256,9 @@ def _settle_status(session: Session, incident: Incident, *, at: datetime) -> Non
 
 
 def _settle_service_name(session: Session, incident: Incident) -> None:
-    """A service is its PagerDuty id; KPIs group by `service_name`, so every incident of a service carries
-    the service's current name (a renamed service stays one service), and a name that another service
-    has too gets the id after it (two services called "Checkout" stay two)."""
+    """A service is its PagerDuty id (KPIs group by it: bot/loop/kpi_services.py). Every incident of a
+    service carries the latest name delivered for it, for its card and the runbook check, and a name that
+    another service has too gets the id after it (two services called "Checkout" stay two)."""
     if incident.service_id is None or incident.service_name is None:
         return
     name = incident.service_name.removesuffix(f" ({incident.service_id})")

@@ -1,9 +1,12 @@
 """Key performance indicators of the incident loop, computed in SQL for any period [since, until).
 
 An incident belongs to the period it was *triggered* in. Every figure is a plain aggregate (count, sum,
-case) over indexed columns, so it runs the same on SQLite and PostgreSQL. Means are sum/count divided
-in Python (PostgreSQL's avg() returns numeric, SQLite's a float: dividing here keeps both identical);
-a median is the middle row (or two) of an ordered, offset query, so only those rows leave the database.
+case) over indexed columns, so it runs the same on SQLite and PostgreSQL: services are grouped by the
+stored `service_key` and repeat incidents are the stored `repeat_incident` flag (bot/core/incident_table.py),
+read from partial indexes of the counted incidents; bot/loop/kpi_services.py names the services.
+Means are sum/count divided in Python (PostgreSQL's avg() returns numeric, SQLite's a float: dividing
+here keeps both identical); a median is the middle row (or two) of an ordered, offset query, so only those
+rows leave the database.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Interval, SQLColumnExpression, and_, case, func, literal_column, or_, select
+from sqlalchemy import SQLColumnExpression, and_, case, func, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
@@ -22,9 +25,7 @@ from bot.core.models import ActionItem, ActionItemStatus, Incident
 from bot.core.rendering import format_duration, markdown_inline
 from bot.core.rows import table_of
 from bot.domain.incidents import counted_incidents
-
-REPEAT_WINDOW = timedelta(days=30)
-NO_SERVICE = "(no service)"
+from bot.loop.kpi_services import current_names, service_key_for, shown_names
 
 _DURATIONS = {
     "acknowledge": col(Incident.seconds_to_acknowledge),
@@ -55,7 +56,7 @@ class Kpis:
     # (an incident nobody responded to counts as a miss).
     within_target: int = 0
     within_target_share: float | None = None
-    # Incidents of a service that had another incident in the 30 days before.
+    # Incidents of a service that had another incident in the 30 days before (REPEAT_WINDOW).
     repeat_incidents: int = 0
     action_items_completed: int = 0
     # Open action items whose due date had passed at the end of the period (in TIMEZONE).
@@ -101,7 +102,7 @@ def median(values: Sequence[int]) -> float | None:
 def _service_key() -> SQLColumnExpression[str | None]:
     # Grouped by the bare column (PostgreSQL refuses GROUP BY coalesce(col, <parameter>) when the
     # parameter is bound twice); incidents without a service are named in Python.
-    return col(Incident.service_name)
+    return col(Incident.service_key)
 
 
 def _triggered_at(dialect: str) -> SQLColumnExpression[datetime]:
@@ -116,11 +117,11 @@ def _triggered_at(dialect: str) -> SQLColumnExpression[datetime]:
     return column
 
 
-def _period(since: datetime, until: datetime, service: str | None, dialect: str) -> list[ColumnElement[bool]]:
+def _period(since: datetime, until: datetime, key: str | None, dialect: str) -> list[ColumnElement[bool]]:
     instant = _triggered_at(dialect)
     conditions = [instant >= since, instant < until, *counted_incidents()]
-    if service is not None:
-        conditions.append(col(Incident.service_name) == service)
+    if key is not None:
+        conditions.append(_service_key() == key)
     return conditions
 
 
@@ -133,9 +134,13 @@ def compute_kpis(
     tz: ZoneInfo,
     service: str | None = None,
 ) -> KpiReport:
-    """The KPIs of incidents triggered in [since, until), overall and per service (optionally one)."""
+    """The KPIs of incidents triggered in [since, until), overall and per service (optionally one: its id,
+    or its name when no other service has that name), each service shown as `kpi_services` names it."""
     dialect = session.get_bind().dialect.name
-    where = _period(since, until, service, dialect)
+    current = current_names(session)
+    key = None if service is None else service_key_for(current, service)
+    shown = shown_names(current)
+    where = _period(since, until, key, dialect)
     target = response_target_minutes * 60
 
     aggregates = [
@@ -143,11 +148,12 @@ def compute_kpis(
         *(func.count(c) for c in _DURATIONS.values()),
         *(func.sum(c) for c in _DURATIONS.values()),
         func.sum(case((col(Incident.seconds_to_first_response) <= target, 1), else_=0)),
+        func.count(case((col(Incident.repeat_incident), 1))),
     ]
     grouped_rows = session.execute(
         select(_service_key(), *aggregates).where(*where).group_by(_service_key())
     ).all()
-    per_service = {row[0] or NO_SERVICE: _kpis_of(row[1:]) for row in grouped_rows}
+    per_service = {shown[row[0]]: _kpis_of(row[1:]) for row in grouped_rows}
     # The whole period is the sum of its services (counts and integer sums), without a second scan.
     columns = zip(*(row[1:] for row in grouped_rows), strict=True)
     overall = _kpis_of([sum(v or 0 for v in column) for column in columns]) if grouped_rows else Kpis()
@@ -157,17 +163,13 @@ def compute_kpis(
         median_value = _median_in_sql(session, column, where, getattr(overall, counted))
         setattr(overall, field_name, median_value)
         for row in grouped_rows:
-            kpis = per_service[row[0] or NO_SERVICE]
+            kpis = per_service[shown[row[0]]]
             only = _service_key() == row[0] if row[0] is not None else _service_key().is_(None)
             median_value = _median_in_sql(session, column, [*where, only], getattr(kpis, counted))
             setattr(kpis, field_name, median_value)
 
-    for name, count in _repeat_incidents(session, since, until, service).items():
-        per_service[name].repeat_incidents = count
-        overall.repeat_incidents += count
-
-    for name, (completed, overdue) in _action_items(session, since, until, service, tz).items():
-        kpis = per_service.setdefault(name, Kpis())
+    for row_key, (completed, overdue) in _action_items(session, since, until, key, tz).items():
+        kpis = per_service.setdefault(shown[row_key], Kpis())
         kpis.action_items_completed, kpis.action_items_overdue = completed, overdue
         overall.action_items_completed += completed
         overall.action_items_overdue += overdue
@@ -175,14 +177,14 @@ def compute_kpis(
     return KpiReport(
         since=since,
         until=until,
-        service=service,
+        service=None if key is None else shown.get(key, service),
         overall=overall,
         by_service=dict(sorted(per_service.items())),
     )
 
 
 def _kpis_of(row: Sequence[Any]) -> Kpis:
-    total, n_ack, n_resp, n_res, n_doc, s_ack, s_resp, s_res, s_doc, within = row
+    total, n_ack, n_resp, n_res, n_doc, s_ack, s_resp, s_res, s_doc, within, repeats = row
     within = int(within or 0)
     return Kpis(
         incidents=total,
@@ -197,6 +199,7 @@ def _kpis_of(row: Sequence[Any]) -> Kpis:
         documentation_compliance=_share(n_doc, n_res),
         within_target=within,
         within_target_share=_share(within, total),
+        repeat_incidents=repeats,
     )
 
 
@@ -220,56 +223,9 @@ def _median_in_sql(
     return median([int(value) for value in values if value is not None])
 
 
-def _repeat_incidents(
-    session: Session, since: datetime, until: datetime, service: str | None
-) -> dict[str, int]:
-    """Per service: incidents of the period whose service had an incident in the 30 days before.
-
-    The previous instant comes from a window function (LAG, on both backends) and the 30-day comparison
-    runs in SQL too (`_window_before`, spelled per dialect), so only one count per service comes back."""
-    previous = (
-        func.lag(col(Incident.triggered_at))
-        .over(
-            partition_by=col(Incident.service_name),
-            order_by=(col(Incident.triggered_at), col(Incident.id)),
-        )
-        .label("previous")
-    )
-    conditions = [
-        col(Incident.service_name).is_not(None),
-        *_period(since - REPEAT_WINDOW, until, service, session.get_bind().dialect.name),
-    ]
-    windowed = (
-        select(col(Incident.service_name), col(Incident.triggered_at), previous).where(*conditions).subquery()
-    )
-    window_start = _window_before(windowed.c.triggered_at, session.get_bind().dialect.name)
-    rows = session.execute(
-        select(windowed.c.service_name, func.count())
-        .where(windowed.c.triggered_at >= since, windowed.c.previous >= window_start)
-        .group_by(windowed.c.service_name)
-    ).all()
-    return {name: count for name, count in rows}
-
-
-def _window_before(
-    instant: ColumnElement[datetime], dialect: str
-) -> ColumnElement[datetime] | ColumnElement[str]:
-    """`instant` - REPEAT_WINDOW, exactly (to the microsecond) on both backends."""
-    if dialect == "postgresql":
-        # Seconds, not days: a day interval on timestamptz follows the session's daylight saving.
-        seconds = int(REPEAT_WINDOW.total_seconds())
-        return instant - literal_column(f"interval '{seconds} seconds'", type_=Interval)
-    # SQLite keeps instants as fixed-width UTC text, "YYYY-MM-DD HH:MM:SS.ffffff": shift the whole seconds
-    # by whole days with strftime and keep the fraction as it was, so text order stays time order. The
-    # fraction stays out of strftime, which rounds it to milliseconds (59.9999995 s would become 60 s).
-    return func.strftime(
-        "%Y-%m-%d %H:%M:%S", func.substr(instant, 1, 19), f"-{REPEAT_WINDOW.days} days"
-    ).concat(func.substr(instant, 20))
-
-
 def _action_items(
-    session: Session, since: datetime, until: datetime, service: str | None, tz: ZoneInfo
-) -> dict[str, tuple[int, int]]:
+    session: Session, since: datetime, until: datetime, key: str | None, tz: ZoneInfo
+) -> dict[str | None, tuple[int, int]]:
     """Per service: action items completed in the period, and open ones overdue at its end."""
     end_day = until.astimezone(tz).date()
     completed = and_(
@@ -285,20 +241,25 @@ def _action_items(
             col(ActionItem.completed_at) >= until,
         ),
     )
-    statement = (
+    # Read from the action items (few) with each one's service looked up by the incident's key, not by
+    # walking every incident for the items it has.
+    service = select(_service_key()).where(col(Incident.id) == col(ActionItem.incident_id)).scalar_subquery()
+    items = (
         select(
-            _service_key(),
-            func.sum(case((completed, 1), else_=0)),
-            func.sum(case((overdue, 1), else_=0)),
+            service.label("service"),
+            case((completed, 1), else_=0).label("done"),
+            case((overdue, 1), else_=0).label("late"),
         )
-        .join(Incident, col(Incident.id) == col(ActionItem.incident_id))
-        .group_by(_service_key())
+        .where(or_(completed, overdue))
+        .subquery()
     )
-    if service is not None:
-        statement = statement.where(col(Incident.service_name) == service)
+    totals = (func.sum(items.c.done), func.sum(items.c.late))
+    statement = select(items.c.service, *totals).group_by(items.c.service)
+    if key is not None:
+        statement = statement.where(items.c.service == key)
     return {
-        name or NO_SERVICE: (int(done or 0), int(late or 0))
-        for name, done, late in session.execute(statement)
+        row_key: (int(done or 0), int(late or 0))
+        for row_key, done, late in session.execute(statement)
         if done or late
     }
 

@@ -37,7 +37,8 @@ from bot.core.models import ActionItem, ActionItemStatus, Incident, OutboxStatus
 from bot.domain.deliveries import backlog
 from bot.domain.incidents import counted_incidents
 from bot.domain.pagerduty import SOURCE as PAGERDUTY
-from bot.loop.kpis import NO_SERVICE, Kpis, compute_kpis
+from bot.loop.kpi_services import current_names, shown_names
+from bot.loop.kpis import Kpis, compute_kpis
 from bot.loop.wins import slow_runs
 from bot.slack.outbox import depth, oldest_pending
 from bot.trackers.links import tracker_backlog
@@ -149,12 +150,13 @@ def compute_figures(*, session: Session, settings: Settings, now: datetime) -> F
         figures.kpis[name] = {"": report.overall, **report.by_service}
 
     # Grouped by expressions: literals, not bound parameters (PostgreSQL would see two expressions).
-    service = func.coalesce(col(Incident.service_name), literal_column("''"))
     urgency = func.coalesce(col(Incident.urgency), literal_column("''"))
-    for name, level, count in session.execute(
+    service = col(Incident.service_key)
+    shown = shown_names(current_names(session))
+    for key, level, count in session.execute(
         select(service, urgency, func.count()).where(*counted_incidents()).group_by(service, urgency)
     ).all():
-        figures.incidents[(name or NO_SERVICE, level or NO_URGENCY)] = count
+        figures.incidents[(shown[key], level or NO_URGENCY)] = count
 
     today = now.astimezone(tz).date()
     figures.action_items_open, figures.action_items_overdue = session.execute(

@@ -30,6 +30,7 @@ from bot.core.db import insert_ignoring_duplicates
 from bot.core.models import Announcement, Incident, Postmortem
 from bot.core.rendering import format_duration, render
 from bot.domain.incidents import counted_incidents, display_id, public_title
+from bot.loop.kpi_services import current_names, shown_names
 from bot.loop.kpis import compute_kpis, last_closed_week
 from bot.slack import messages
 from bot.slack.outbox import Priority, enqueue
@@ -193,8 +194,9 @@ def slow_runs(*, session: Session, settings: Settings, now: datetime) -> dict[st
     """Per service, its latest resolved incidents in a row (by trigger, over HISTORY) that each took longer
     than ALERT_MTTR_MINUTES: the MTTR alert's rule, and /metrics' streak (refreshed every 30 s).
 
-    Read backwards per service on the (service, triggered_at) index: the last quick incident, then the
-    slow ones after it, so the cost is the length of the runs, not of the history."""
+    A service is its id, shown as the KPIs show it (bot/loop/kpi_services.py). Read backwards per service on
+    the (service_key, triggered_at, id) index: the last quick incident, then the slow ones after it, so the
+    cost is the length of the runs, not of the history."""
     limit = settings.alert_mttr_minutes * 60
     resolved = [
         col(Incident.triggered_at) >= now - HISTORY,
@@ -202,12 +204,12 @@ def slow_runs(*, session: Session, settings: Settings, now: datetime) -> dict[st
         col(Incident.seconds_to_resolve).is_not(None),
         col(Incident.resolved_at) <= now,
     ]
-    services = session.exec(
-        select(Incident.service_name).where(col(Incident.service_name).is_not(None)).distinct()
-    ).all()
+    shown = shown_names(current_names(session))
     runs: dict[str, list[Incident]] = {}
-    for service in services:
-        of_service = [col(Incident.service_name) == service, *resolved]
+    for key, service in shown.items():
+        if key is None:
+            continue
+        of_service = [col(Incident.service_key) == key, *resolved]
         quick = session.exec(
             select(Incident.triggered_at, Incident.id)
             .where(*of_service, col(Incident.seconds_to_resolve) <= limit)
@@ -219,7 +221,7 @@ def slow_runs(*, session: Session, settings: Settings, now: datetime) -> dict[st
             select(Incident).where(*of_service, *after).order_by(col(Incident.triggered_at), col(Incident.id))
         ).all()
         if run:
-            runs[service] = list(run)  # type: ignore[index]
+            runs[service] = list(run)
     return runs
 
 

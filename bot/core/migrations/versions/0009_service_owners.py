@@ -1,15 +1,15 @@
 """Service owners as PagerDuty names them, looked up per service (docs/service-owners.md)
 
-Revision ID: 0008_service_owners
-Revises: 0007_pagerduty_identity
+Revision ID: 0009_service_owners
+Revises: 0008_review_flag
 """
 
 import sqlalchemy as sa
 import sqlmodel.sql.sqltypes  # the package alone does not bind `sqlmodel.sql` for a type checker
 from alembic import op
 
-revision = "0008_service_owners"
-down_revision = "0007_pagerduty_identity"
+revision = "0009_service_owners"
+down_revision = "0008_review_flag"
 branch_labels = None
 depends_on = None
 
