@@ -295,6 +295,21 @@ class BotProcess:
     url: str
     ready_seconds: float
     idle_rss_mb: float
+    settle_seconds: float  # after ready, until its start-up work (the scheduler's catch-up) was done
+
+
+def settled(pid: int, *, busy_share: float = 0.05, window: float = 0.5, timeout: float = 30.0) -> float:
+    """Wait until a process uses less than `busy_share` of a core over `window` seconds; returns the
+    seconds waited. After `/healthz` answers, the bot may still be at its start-up work: the scheduler
+    catches up on the jobs whose last instant has not run (on a fresh database, a digest with its chart,
+    which imports matplotlib), and a load phase must not share the process with it."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = cpu_seconds(pid)
+        time.sleep(window)
+        if cpu_seconds(pid) - before < busy_share * window:
+            break
+    return round(time.monotonic() - started, 2)
 
 
 @contextlib.contextmanager
@@ -319,8 +334,8 @@ def bot_process(work: Path, sandbox: dict[str, str], database_url: str, tag: str
         [sys.executable, "-m", "bot", "serve"], log=work / f"bot-{tag}.log", env=env, cwd=run_dir
     ) as proc:
         ready = wait_http(f"{url}/healthz", proc=proc)
-        time.sleep(1.0)  # let start-up garbage settle before reading idle memory
-        yield BotProcess(proc, url, round(ready - started, 3), rss_mb(proc.pid))
+        settle = settled(proc.pid)
+        yield BotProcess(proc, url, round(ready - started, 3), rss_mb(proc.pid), settle)
 
 
 def send_command(url: str, channel_id: str, text: str) -> dict[str, Any]:
