@@ -340,6 +340,7 @@ def table(figures: list[Figure]) -> str:
 def run(profile: Profile, out: Path | None, databases: list[str], kpi_databases: list[str]) -> dict[str, Any]:
     load_before = os.getloadavg()
     started = datetime.now(UTC)
+    commit = _git_commit()  # the code measured, not what a commit made during the run points to
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="pmb-bench-") as tmp:
         work = Path(tmp)
@@ -361,7 +362,7 @@ def run(profile: Profile, out: Path | None, databases: list[str], kpi_databases:
         "profile": profile.name,
         "started": started.isoformat(timespec="seconds"),
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
-        "commit": _git_commit(),
+        "commit": commit,
         "machine": machine(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
