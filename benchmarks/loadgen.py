@@ -6,7 +6,10 @@ has no HMAC and cannot fetch trigger ids, so each request is built here. Why one
 16 threads: a thread that waits for the GIL after its answer arrived would add that wait to the latency;
 here the loop stamps the time as soon as the bytes are read, and a loop turn costs tens of microseconds.
 The loop is closed (each connection sends its next request when the previous answer is complete), like
-wrk; `rate` switches to an open loop that sends on a fixed schedule (for B4's 50 webhooks/s).
+wrk; `rate` switches to an open loop that sends on a fixed schedule (B1's 50 commands/s, B2's burst, B4's 50
+webhooks/s). In the open loop each request's latency (and its `sent_wall` record) counts from its scheduled
+instant, not from when a free connection sent it, so a server that falls behind cannot hide the queue
+(coordinated omission).
 
 Run as `python -m benchmarks.loadgen SPEC_JSON`; prints one JSON result on stdout.
 """
@@ -119,7 +122,7 @@ class RequestFactory:
         self.kind = spec["kind"]
         self._counter = itertools.count(1)
         self.triggers: TriggerPool | None = None
-        if self.kind == "slack_command" and spec.get("control_url"):
+        if self.kind in ("slack_command", "block_action") and spec.get("control_url"):
             self.triggers = TriggerPool(spec["control_url"], spec["user_id"])
 
     def build(self) -> tuple[bytes, str]:
@@ -143,14 +146,10 @@ class RequestFactory:
                     "trigger_id": tag,
                 }
             ).encode()
-            timestamp = str(int(time.time()))
-            base = b"v0:" + timestamp.encode() + b":" + body
-            signature = "v0=" + hmac.new(self.spec["secret"].encode(), base, hashlib.sha256).hexdigest()
-            headers = {
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Slack-Request-Timestamp": timestamp,
-                "X-Slack-Signature": signature,
-            }
+            headers = self._slack_headers(body)
+        elif self.kind == "block_action":
+            body, tag = self._block_action()
+            headers = self._slack_headers(body)
         elif self.kind == "pagerduty":
             body, tag = pagerduty_body(self.spec, n)
             signature = "v1=" + hmac.new(self.spec["secret"].encode(), body, hashlib.sha256).hexdigest()
@@ -165,6 +164,43 @@ class RequestFactory:
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         head += f"Content-Length: {len(body)}\r\n\r\n"
         return head.encode() + body, tag
+
+    def _slack_headers(self, body: bytes) -> dict[str, str]:
+        timestamp = str(int(time.time()))
+        base = b"v0:" + timestamp.encode() + b":" + body
+        signature = "v0=" + hmac.new(self.spec["secret"].encode(), base, hashlib.sha256).hexdigest()
+        return {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": signature,
+        }
+
+    def _block_action(self) -> tuple[bytes, str]:
+        """A click on a message button (`action_id`, `value`), as Slack posts it: its own trigger id."""
+        assert self.triggers is not None, "a click needs trigger ids from the sandbox"
+        trigger_id = self.triggers.take()
+        user = {"id": self.spec["user_id"], "username": "bench", "team_id": "T0SANDBOX"}
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "T0SANDBOX", "domain": "sandbox"},
+            "user": user,
+            "api_app_id": "A0SANDBOX",
+            "token": "unused",
+            "trigger_id": trigger_id,
+            "container": {"type": "message", "channel_id": self.spec["channel_id"], "message_ts": "1.000001"},
+            "channel": {"id": self.spec["channel_id"], "name": "inc-bench"},
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": self.spec["action_id"],
+                    "block_id": "bench",
+                    "value": self.spec["value"],
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+        return body, trigger_id
 
 
 def pagerduty_body(spec: dict[str, Any], n: int) -> tuple[bytes, str]:
@@ -265,7 +301,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     latencies: list[float] = []
     records: list[tuple[str, float, float, int]] = []  # tag, wall time sent, latency, status
     statuses: dict[int, int] = {}
-    begin = time.monotonic()
+    begin, wall_begin = time.monotonic(), time.time()
     measure_from = begin + warmup
     stop_at = measure_from + duration
     sent = 0
@@ -275,7 +311,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         nonlocal sent
         raw, tag = factory.build()
         conn.tag, conn.busy, conn.buffer = tag, True, bytearray()
-        conn.started, conn.sent_wall = time.monotonic(), time.time()
+        if rate is None:
+            conn.started, conn.sent_wall = time.monotonic(), time.time()
+        else:  # the open loop counts from the request's place in the schedule
+            conn.started = begin + sent / rate
+            conn.sent_wall = wall_begin + sent / rate
         conn.sock.sendall(raw)  # requests are small: the kernel buffer takes them whole
         sent += 1
 
@@ -329,6 +369,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "seconds": round(measured, 3),
         "rps": round(len(latencies) / measured, 1) if measured > 0 else None,
         **summarize_ms(latencies),
+        "sent": sent,  # warm-up included: what the server's CPU over the whole run served
         "records": records if spec.get("keep_records") else [],
     }
 

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.core.errors import UserError
@@ -131,12 +132,17 @@ def saved_due_dates(*, session: Session, postmortem: Postmortem | None) -> set[d
 
 
 def start_postmortem(*, session: Session, incident: Incident, owner_id: str, at: datetime) -> Postmortem:
-    """The incident's post-mortem, created as an empty draft owned by the first person to open it."""
+    """The incident's post-mortem, created as an empty draft owned by the first person to open it (of two
+    at once, the second insert's unique violation rolls back its savepoint and reads the first's draft)."""
     postmortem = postmortem_for(session=session, incident=incident)
     if postmortem is None:
         postmortem = Postmortem(incident_id=id_of(incident), owner_id=owner_id, created_at=at, updated_at=at)
-        session.add(postmortem)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(postmortem)
+        except IntegrityError:
+            postmortem = postmortem_for(session=session, incident=incident)
+            assert postmortem is not None
     return postmortem
 
 

@@ -31,8 +31,20 @@ def require_editor(
     sees), before anything is stored."""
     with runtime.read() as session:
         incident = get_incident(session=session, incident_id=incident_id)
+    check_editor(runtime, client, user_id=user_id, incident=incident, what=what)
+    return incident
+
+
+def check_editor(
+    runtime: Runtime,
+    client: WebClient,
+    *,
+    user_id: str,
+    incident: Incident,
+    what: str = "edit its post-mortem",
+) -> None:
+    """NotAllowed unless `user_id` may edit the post-mortem of `incident` (already read by the caller)."""
     admins = runtime.settings.postmortem_admins
     participants = participants_seen_by(runtime, client, channel_id=incident.channel_id, user_id=user_id)
     if not may_edit(user_id=user_id, participants=participants, admins=admins):
         raise refusal(channel_id=incident.channel_id, what=what)
-    return incident

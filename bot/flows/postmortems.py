@@ -27,7 +27,7 @@ from bot.domain.postmortems import (
     start_postmortem,
     validate,
 )
-from bot.flows.access import require_editor
+from bot.flows.access import check_editor, require_editor
 from bot.flows.context import Runtime
 from bot.slack.channels import current_privacy
 from bot.slack.modal_view import ModalContent, postmortem_modal
@@ -67,10 +67,12 @@ def open_form(
 ) -> dict[str, Any]:
     """The modal for an incident, pre-filled with its draft. Slack's trigger_id expires 3 s after it was
     issued, so the caller opens this view before anything slow. Only the first opening writes (the empty
-    draft); every later one is a read that does not queue behind writers."""
-    require_editor(runtime, client, user_id=user_id, incident_id=incident_id)
+    draft); every later one is a read that does not queue behind writers. The access check and the draft
+    share that read (one transaction: B1's profile showed a read per step)."""
     with runtime.read() as session:
+        incident = get_incident(session=session, incident_id=incident_id)
         content = _modal_content(session, incident_id=incident_id, user_id=user_id, at=None)
+    check_editor(runtime, client, user_id=user_id, incident=incident)
     if content is None:
         with runtime.change() as session:
             content = _modal_content(session, incident_id=incident_id, user_id=user_id, at=at)

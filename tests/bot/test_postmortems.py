@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.core.models import ActionItem, Incident, PostmortemRevision
+from bot.core.models import ActionItem, Incident, Postmortem, PostmortemRevision
+from bot.domain import postmortems
 from bot.domain.action_items import ActionItemInput, action_items_of
 from bot.domain.document import render_document
 from bot.domain.incidents import declare_incident, resolve_incident
@@ -20,6 +23,7 @@ from bot.domain.postmortems import (
     restore_revision,
     revisions_of,
     save_postmortem,
+    start_postmortem,
     validate,
 )
 from tests.conftest import NOW
@@ -406,3 +410,30 @@ def test_items_keep_their_identity_by_id_and_unshown_items_are_kept(session: Ses
     rows = action_items_of(session=session, postmortem=second.postmortem)
     assert [(r.text, r.status) for r in rows] == [("A", "open"), ("B", "done"), ("C", "open")]
     assert [r.id for r in rows][1:] == [b_id, c_id] and rows[0].id != a_id
+
+
+def test_two_first_openings_at_once_give_one_draft(
+    session: Session, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B1's open loop on PostgreSQL: two `/postmortem` in the same instant both found no draft and the
+    second insert failed the command. The second opening now reads the first's draft."""
+    incident = make_incident(session)
+    session.commit()
+    with Session(engine) as first:
+        mine = start_postmortem(session=first, incident=incident, owner_id="U0ALICE", at=NOW)
+        first.commit()
+        mine_id = mine.id
+    # The second opening looked before the first committed: it found no draft.
+    lookups: list[str] = []
+    real = postmortems.postmortem_for
+
+    def looked_early(**kwargs: Any) -> Postmortem | None:
+        lookups.append("early" if not lookups else "again")
+        return None if len(lookups) == 1 else real(**kwargs)
+
+    monkeypatch.setattr(postmortems, "postmortem_for", looked_early)
+    theirs = start_postmortem(session=session, incident=incident, owner_id="U0BOB", at=NOW)
+    session.commit()
+    assert (theirs.id, theirs.owner_id) == (mine_id, "U0ALICE")
+    assert lookups == ["early", "again"]
+    assert len(session.exec(select(Postmortem)).all()) == 1
