@@ -149,7 +149,9 @@ def reopened_prompt(*, incident_ref: str) -> tuple[str, list[dict[str, Any]]]:
 def incident_card(
     *, title: str, incident_ref: str, status: str, fields: Sequence[tuple[str, str]], link: str | None
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The incident card in the incident channel, updated in place on every change."""
+    """The incident card in the incident channel, updated in place on every change. A section holds at most
+    10 fields (Block Kit's limit), so a card with more (service, owner, timings, urgency, priority,
+    assignees, ...) continues in a second section rather than dropping the last ones."""
     emoji = {
         "triggered": ":red_circle:",
         "acknowledged": ":large_orange_circle:",
@@ -159,8 +161,9 @@ def incident_card(
     blocks: list[dict[str, Any]] = [
         header(f"Incident {incident_ref}: {title}"),
         section(f"{emoji.get(status, '')} *{status.capitalize()}*"),
-        {"type": "section", "fields": [mrkdwn(f"*{name}*\n{value}") for name, value in fields][:10]},
     ]
+    shown = [mrkdwn(f"*{name}*\n{value}") for name, value in fields]
+    blocks += [{"type": "section", "fields": shown[i : i + 10]} for i in range(0, len(shown), 10)]
     if link:
         blocks.append(context(f"<{link}|Open in PagerDuty>"))
     return text, blocks

@@ -193,3 +193,16 @@ def test_a_block_type_that_is_not_a_string_is_reported_not_raised() -> None:
     ]
     view = {"type": "modal", "title": {"type": "plain_text", "text": "x"}, "blocks": [{"type": {"a": 1}}]}
     assert any("/view/blocks/0/type" in problem for problem in validate_view(view))
+
+
+def test_a_card_with_more_than_ten_fields_keeps_them_all_in_a_second_section() -> None:
+    # Service, owner, four timings, urgency, priority, reopened, assigned, post-mortem: 11 fields, one more
+    # than a section may hold.
+    fields = [(f"Field {n}", f"value {n}") for n in range(11)]
+    text, card = messages.incident_card(
+        title="Checkout is down", incident_ref="#7", status="triggered", fields=fields, link=None
+    )
+    assert validate_message_blocks(card) == []
+    shown = [f["text"] for block in card if block["type"] == "section" for f in block.get("fields", [])]
+    assert shown == [f"*Field {n}*\nvalue {n}" for n in range(11)]
+    assert [len(block["fields"]) for block in card if "fields" in block] == [10, 1]
