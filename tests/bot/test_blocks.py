@@ -199,7 +199,7 @@ def test_a_card_with_more_than_ten_fields_keeps_them_all_in_a_second_section() -
     # Service, owner, four timings, urgency, priority, reopened, assigned, post-mortem: 11 fields, one more
     # than a section may hold.
     fields = [(f"Field {n}", f"value {n}") for n in range(11)]
-    text, card = messages.incident_card(
+    _text, card = messages.incident_card(
         title="Checkout is down", incident_ref="#7", status="triggered", fields=fields, link=None
     )
     assert validate_message_blocks(card) == []
