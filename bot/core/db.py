@@ -251,11 +251,12 @@ def rows_changed(session: Session, statement: Executable) -> int:
     return int(result.rowcount)
 
 
-def serialize_on(session: Session, key: str) -> None:
+def serialize_on(session: Session | Connection, key: str) -> None:
     """Hold the lock named `key` until the transaction ends, so that a check-then-insert with no unique
     index to rely on runs one at a time, across replicas too. PostgreSQL: a transaction advisory lock.
     SQLite: nothing more to do, its write transactions already run one at a time (BEGIN IMMEDIATE)."""
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    if dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
 
 

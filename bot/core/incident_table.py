@@ -44,6 +44,7 @@ from sqlalchemy import false as sa_false
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Field, SQLModel
 
+from bot.core.db import serialize_on
 from bot.core.rows import table_of
 
 REPEAT_WINDOW = timedelta(days=30)
@@ -292,10 +293,20 @@ def _keep_service_key(_mapper: Any, _connection: Connection, incident: Incident)
     incident.service_key = service_key_of(incident.service_id, incident.service_name)
 
 
+def _serialize_services(connection: Connection, keys: list[str | None]) -> None:
+    """One transaction at a time settles a service's flags (PostgreSQL; SQLite's writers already take
+    turns): two transactions adding incidents of one service at once would each miss the other's row.
+    The second waits here until the first commits, then reads its row and settles the neighbours.
+    Keys in order, so two transactions moving incidents between the same services cannot deadlock."""
+    for key in sorted({key for key in keys if key is not None}):
+        serialize_on(connection, f"repeat-incidents:{key}")
+
+
 def _settle_around(
     connection: Connection, incident: Incident, positions: list[tuple[str | None, datetime] | None]
 ) -> None:
     assert incident.id is not None
+    _serialize_services(connection, [position[0] for position in positions if position is not None])
     touched = {incident.id}
     for position in positions:
         if position is not None:
@@ -327,6 +338,7 @@ def _settle_updated(_mapper: Any, connection: Connection, incident: Incident) ->
 @event.listens_for(Incident, "after_delete")
 def _settle_deleted(_mapper: Any, connection: Connection, incident: Incident) -> None:
     position = _position({name: getattr(incident, name) for name in _POSITION})
+    _serialize_services(connection, [position[0]] if position else [])
     following = _next_in_service(connection, *position, incident.id) if position and incident.id else None
     if following is not None:
         settle_repeats(connection, {following})

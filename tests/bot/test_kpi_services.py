@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import column, insert, select, table, update
+from sqlalchemy import column, insert, select, table, text, update
 from sqlmodel import Session
 
 from bot.core.db import alembic_config, make_engine, upgrade
@@ -224,3 +226,44 @@ def test_the_migration_keys_and_flags_the_incidents_already_there(empty_database
         ("name:Checkout", True),
         (None, False),
     ]
+
+
+@pytest.mark.postgres
+def test_two_transactions_adding_incidents_of_one_service_at_once_settle_each_others_flags() -> None:
+    """PostgreSQL runs writers side by side: the later incident, written first, must still become a repeat
+    of the earlier one written by a transaction that could not see it. The second transaction waits for
+    the first to commit (a lock per service), then settles the first's incident too."""
+    with fresh_postgres_database("pmb_repeat_race") as url:
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            later = Session(engine)
+            add_incident(later, at=d(20), service="Checkout", service_id="PABC123")  # flushed, not committed
+            done = threading.Event()
+
+            def write_the_earlier_one() -> None:
+                with Session(engine) as earlier:
+                    add_incident(earlier, at=d(18), service="Checkout", service_id="PABC123")
+                    earlier.commit()
+                done.set()
+
+            writer = threading.Thread(target=write_the_earlier_one)
+            writer.start()
+            # Either the writer waits for the lock of the service (the fix), or it finished without seeing
+            # the uncommitted later incident (the race): let it get that far before the first commits.
+            with engine.connect() as watcher:
+                for _ in range(500):
+                    waiting = watcher.execute(
+                        text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                    ).scalar_one()
+                    if waiting or done.is_set():
+                        break
+                    time.sleep(0.01)
+            later.commit()
+            later.close()
+            writer.join(timeout=30)
+            with Session(engine) as session:
+                assert stored_flags(session) == expected_flags(session)
+                assert sorted(stored_flags(session).values()) == [False, True]
+        finally:
+            engine.dispose()
