@@ -374,16 +374,7 @@ def restore_revision(
     content = old.snapshot
     session.refresh(postmortem, with_for_update=True)  # as in save_postmortem: one revision n+1
     before = snapshot(session=session, postmortem=postmortem)
-    for name in (
-        "summary",
-        "impact",
-        "root_cause",
-        "resolution",
-        "severity",
-        "services",
-        "resolution_minutes",
-        "share_publicly",
-    ):
+    for name in (*TEXT_FIELDS, "severity", "services", "resolution_minutes", "share_publicly"):
         setattr(postmortem, name, content[name])
     postmortem.updated_at = at
     items = [

@@ -16,6 +16,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
+from bot.core.config import Settings
 from bot.domain.owners import Owner, OwnerKind
 
 ACCEPT = "application/vnd.pagerduty+json;version=2"
@@ -91,3 +92,13 @@ def _message(error: urllib.error.HTTPError) -> str:
         return str((json.loads(error.read()).get("error") or {}).get("message") or error.reason)
     except ValueError:
         return str(error.reason)
+
+
+def pagerduty_api_from(settings: Settings) -> PagerDutyApi | None:
+    if not settings.pagerduty_api_token:
+        return None
+    return PagerDutyApi(
+        url=settings.pagerduty_api_url,
+        token=settings.pagerduty_api_token,
+        timeout=settings.slack_api_timeout_seconds,
+    )

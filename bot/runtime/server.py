@@ -15,8 +15,6 @@ from functools import partial
 
 from slack_bolt import App, BoltContext
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import make_url
 from waitress.server import BaseWSGIServer
 
@@ -34,13 +32,13 @@ from bot.runtime.invitations import Invitations
 from bot.runtime.outbox_pacing import Pacer
 from bot.runtime.outbox_worker import OutboxWorker
 from bot.runtime.owner_lookups import OwnerLookups
-from bot.runtime.pagerduty_api import PagerDutyApi
+from bot.runtime.pagerduty_api import pagerduty_api_from
 from bot.runtime.processor import DeliveryProcessor
 from bot.runtime.redaction import install_redaction
 from bot.runtime.scheduler import Scheduler
 from bot.runtime.slack_health import SlackStartup, join_channel
 from bot.runtime.tracker_routes import GITHUB_PATH, JIRA_PATH, github_webhook, jira_webhook
-from bot.runtime.tracker_worker import TrackerWorker
+from bot.runtime.tracker_worker import TrackerWorker, make_tracker, slack_user_email
 from bot.runtime.web import Router, health, make_server, metrics, ready, slack_events
 from bot.runtime.webhook_route import PATH as PAGERDUTY_PATH
 from bot.runtime.webhook_route import pagerduty_webhook
@@ -48,9 +46,7 @@ from bot.runtime.workers import MetricsRefresher, PollingWorker
 from bot.slack.channels import ChannelDirectory
 from bot.slack.client import make_client
 from bot.slack.people import PeopleDirectory
-from bot.trackers.base import Tracker
-from bot.trackers.github import GitHubClient, GitHubTracker
-from bot.trackers.jira import JiraTracker, basic_credentials
+from bot.trackers.jira import basic_credentials
 
 log = logging.getLogger(__name__)
 
@@ -88,44 +84,6 @@ class _Workers:
             worker.wake()
 
 
-def make_tracker(settings: Settings) -> Tracker | None:
-    """The tracker ACTION_ITEM_TRACKER names (settings.require_tracker() checked its settings)."""
-    timeout = settings.slack_api_timeout_seconds
-    if settings.action_item_tracker == "jira":
-        return JiraTracker(
-            url=settings.jira_url or "",
-            email=settings.jira_email or "",
-            api_token=settings.jira_api_token or "",
-            project_key=settings.jira_project_key or "",
-            issue_type=settings.jira_issue_type,
-            labels=settings.jira_labels,
-            timeout=timeout,
-        )
-    if settings.action_item_tracker == "github":
-        client = GitHubClient(
-            api_url=settings.github_api_url,
-            token=settings.github_token or "",
-            repository=settings.github_repository or "",
-            timeout=timeout,
-        )
-        return GitHubTracker(client)
-    return None
-
-
-def _owner_email(client: WebClient) -> Callable[[str], str | None]:
-    """A Slack user's e-mail (users.info, scope users:read.email), to assign their Jira issue; None when
-    Slack does not say."""
-
-    def lookup(user_id: str) -> str | None:
-        try:
-            profile = client.users_info(user=user_id)["user"].get("profile") or {}
-        except SlackApiError:
-            return None
-        return profile.get("email") or None
-
-    return lookup
-
-
 def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Process:
     """`clock` is the outbox's "now" (tests move it to cover hours of Slack outage in seconds)."""
     engine = make_engine(settings.database_url)
@@ -135,7 +93,7 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
     outbox_client = make_client(settings)
     outbox_client.retry_handlers = []
     channels = ChannelDirectory(client)
-    pagerduty = pagerduty_api(settings)
+    pagerduty = pagerduty_api_from(settings)
     outbox = OutboxWorker(
         engine=engine,
         client=outbox_client,
@@ -174,7 +132,7 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
                 runtime, tracker=name, issue_id=issue_id, done=done, at=at
             ),
             on_shown=lambda item_ids, at: issues_shown(runtime, item_ids=item_ids, at=at),
-            owner_email=_owner_email(client)
+            owner_email=slack_user_email(client)
             if settings.action_item_tracker == "jira"
             else lambda _user: None,
             max_backoff=settings.outbox_max_backoff_seconds,
@@ -194,16 +152,6 @@ def build_process(settings: Settings, *, clock: Callable[[], datetime] = utcnow)
         owner_lookups=OwnerLookups(engine=engine, settings=settings, pagerduty=pagerduty)
         if pagerduty
         else None,
-    )
-
-
-def pagerduty_api(settings: Settings) -> PagerDutyApi | None:
-    if not settings.pagerduty_api_token:
-        return None
-    return PagerDutyApi(
-        url=settings.pagerduty_api_url,
-        token=settings.pagerduty_api_token,
-        timeout=settings.slack_api_timeout_seconds,
     )
 
 

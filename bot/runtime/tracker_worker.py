@@ -27,15 +27,20 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, select
 
 from bot.core.clock import utcnow
+from bot.core.config import Settings
 from bot.core.db import read_scope, session_scope
 from bot.core.models import ActionItem, ActionItemStatus, Incident, SlackMessage, TrackerLink, TrackerSync
 from bot.runtime.workers import PollingWorker
 from bot.slack.notices import summary_key
 from bot.trackers.base import IssueContent, IssueGone, RemoteIssue, Tracker, TrackerRefused, TrackerRetry
+from bot.trackers.github import GitHubClient, GitHubTracker
+from bot.trackers.jira import JiraTracker
 from bot.trackers.links import issue_content
 
 log = logging.getLogger(__name__)
@@ -245,3 +250,41 @@ class TrackerWorker(PollingWorker):
                 return
             if done != remote_done:
                 self._on_remote_change(self._tracker.name, issue_id, done, now)
+
+
+def make_tracker(settings: Settings) -> Tracker | None:
+    """The tracker ACTION_ITEM_TRACKER names (settings.require_tracker() checked its settings)."""
+    timeout = settings.slack_api_timeout_seconds
+    if settings.action_item_tracker == "jira":
+        return JiraTracker(
+            url=settings.jira_url or "",
+            email=settings.jira_email or "",
+            api_token=settings.jira_api_token or "",
+            project_key=settings.jira_project_key or "",
+            issue_type=settings.jira_issue_type,
+            labels=settings.jira_labels,
+            timeout=timeout,
+        )
+    if settings.action_item_tracker == "github":
+        client = GitHubClient(
+            api_url=settings.github_api_url,
+            token=settings.github_token or "",
+            repository=settings.github_repository or "",
+            timeout=timeout,
+        )
+        return GitHubTracker(client)
+    return None
+
+
+def slack_user_email(client: WebClient) -> Callable[[str], str | None]:
+    """A Slack user's e-mail (users.info, scope users:read.email), to assign their Jira issue; None when
+    Slack does not say."""
+
+    def lookup(user_id: str) -> str | None:
+        try:
+            profile = client.users_info(user=user_id)["user"].get("profile") or {}
+        except SlackApiError:
+            return None
+        return profile.get("email") or None
+
+    return lookup

@@ -65,6 +65,10 @@ def incident_priority(incident: Incident) -> Priority:
     return Priority.URGENT if (incident.urgency or "").lower() == "high" else Priority.NORMAL
 
 
+def _took(seconds: int | None, happened: datetime | None) -> str:
+    return format_duration(seconds) if happened else "—"
+
+
 def enqueue_incident_card(
     *, session: Session, incident: Incident, settings: Settings, at: datetime, reason: str | None = None
 ) -> None:
@@ -76,15 +80,9 @@ def enqueue_incident_card(
     tz = settings.tz
     fields = [
         ("Triggered", format_instant(incident.triggered_at, tz)),
-        (
-            "Acknowledged",
-            format_duration(incident.seconds_to_acknowledge) if incident.acknowledged_at else "—",
-        ),
-        (
-            "First response",
-            format_duration(incident.seconds_to_first_response) if incident.first_response_at else "—",
-        ),
-        ("Resolved", format_duration(incident.seconds_to_resolve) if incident.resolved_at else "—"),
+        ("Acknowledged", _took(incident.seconds_to_acknowledge, incident.acknowledged_at)),
+        ("First response", _took(incident.seconds_to_first_response, incident.first_response_at)),
+        ("Resolved", _took(incident.seconds_to_resolve, incident.resolved_at)),
     ]
     owner = incident_owner(session, settings.service_owners, incident)
     if owner is not None:

@@ -21,8 +21,7 @@ from bot.devtools.sandbox.jira import JiraStandIn
 from bot.devtools.stack import LocalStack, tracker_settings
 from bot.flows.context import Runtime
 from bot.flows.trackers import issue_changed
-from bot.runtime.server import make_tracker
-from bot.runtime.tracker_worker import TrackerWorker
+from bot.runtime.tracker_worker import TrackerWorker, make_tracker
 from bot.trackers.links import owe_sync
 from tests.factories import add_action_item, add_incident
 from tests.faults.test_kill_and_replicas import ServeProcess
