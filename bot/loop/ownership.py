@@ -19,6 +19,7 @@ from bot.core.models import Incident
 from bot.core.rendering import escape_mrkdwn
 from bot.domain.incidents import counted_incidents, display_id
 from bot.domain.owners import Owner, configured_owner, looked_up_owners
+from bot.loop.kpi_services import current_names, shown_names
 from bot.slack.messages import owner_text
 
 LIST_LIMIT = 10
@@ -42,16 +43,25 @@ def ownership_report(
     *, session: Session, settings: Settings, since: datetime, until: datetime
 ) -> dict[str, Any]:
     """The section's figures for [since, until), ready for the digest's template (mrkdwn, escaped)."""
+    # A service is its key (its PagerDuty id, else its name) shown by its current name, as in the KPIs: a
+    # renamed service is one row, two services of one name two.
     by_service = session.exec(
-        select(Incident.service_id, Incident.service_name, func.max(Incident.pagerduty_account), func.count())
+        select(
+            Incident.service_key,
+            func.max(Incident.service_id),
+            func.max(Incident.pagerduty_account),
+            func.count(),
+        )
         .where(
             col(Incident.triggered_at) >= since,
             col(Incident.triggered_at) < until,
-            or_(col(Incident.service_id).is_not(None), col(Incident.service_name).is_not(None)),
+            col(Incident.service_key).is_not(None),
             *counted_incidents(),
         )
-        .group_by(col(Incident.service_id), col(Incident.service_name))
+        .group_by(col(Incident.service_key))
     ).all()
+    names = current_names(session)
+    shown = shown_names(names)
     target = timedelta(hours=settings.doc_latency_target_hours)
     late = session.exec(
         select(Incident)
@@ -67,24 +77,22 @@ def ownership_report(
         .order_by(col(Incident.resolved_at), col(Incident.id))
     ).all()
     owners = looked_up_owners(
-        session, [i for i, *_ in by_service if i] + [i.service_id for i in late if i.service_id]
+        session, [i for _, i, *_ in by_service if i] + [i.service_id for i in late if i.service_id]
     )
-    unowned: dict[str, dict[str, Any]] = {}
-    for service_id, name, account, incidents in by_service:
-        if _owner(owners, settings, service_id, name) is None:
-            row = unowned.setdefault(
-                service_id or name or "",
-                {"service": _service_link(service_id, name, account), "incidents": 0},
-            )
-            row["incidents"] += incidents
+    unowned: list[dict[str, Any]] = [
+        {"service": _service_link(service_id, shown[key], account), "incidents": incidents}
+        for key, service_id, account, incidents in by_service
+        if _owner(owners, settings, service_id, names.get(key or "")) is None
+    ]
     missed: defaultdict[Owner, list[str]] = defaultdict(list)
     for incident in late:
-        owner = _owner(owners, settings, incident.service_id, incident.service_name)
+        name = names.get(incident.service_key or "", incident.service_name)
+        owner = _owner(owners, settings, incident.service_id, name)
         if owner is not None:
             missed[owner].append(
                 display_id(incident) + ("" if incident.postmortem_published_at else " (not published)")
             )
-    services = sorted(unowned.values(), key=lambda row: (-row["incidents"], row["service"]))
+    services = sorted(unowned, key=lambda row: (-row["incidents"], row["service"]))
     teams = sorted(missed.items(), key=lambda item: (-len(item[1]), item[0].name))
     return {
         "unowned_incidents": sum(row["incidents"] for row in services),

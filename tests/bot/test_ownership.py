@@ -117,6 +117,22 @@ def test_the_ownership_section_counts_by_hand(session: Session) -> None:
     assert_golden("weekly_digest_ownership.json", {"text": text, "blocks": blocks})
 
 
+def test_a_renamed_service_is_one_row_under_its_current_name_and_same_names_stay_apart(
+    session: Session,
+) -> None:
+    data(session)
+    add(session, 21, 8, "shopfront", "PSVC002")  # storefront, renamed in PagerDuty
+    add(session, 21, 9, "legacy", "PSVC003")  # another service called legacy, with an id
+    session.commit()
+    report = ownership_report(session=session, settings=SETTINGS, since=WEEK[0], until=WEEK[1])
+    assert report["unowned"] == [
+        {"service": f"<https://{ACME}/services/PSVC002|shopfront>", "incidents": 3},
+        {"service": f"<https://{ACME}/services/PSVC003|legacy (PSVC003)>", "incidents": 1},
+        {"service": "legacy", "incidents": 1},
+    ]
+    assert report["unowned_incidents"] == 5
+
+
 def test_the_setting_names_an_owner_pagerduty_does_not(session: Session) -> None:
     data(session)
     settings = load_settings(
