@@ -203,6 +203,7 @@ def slow_runs(*, session: Session, settings: Settings, now: datetime) -> dict[st
         col(Incident.triggered_at) <= now,
         col(Incident.seconds_to_resolve).is_not(None),
         col(Incident.resolved_at) <= now,
+        *counted_incidents(),  # a merged incident's quick "resolution" ends no run
     ]
     shown = shown_names(current_names(session))
     runs: dict[str, list[Incident]] = {}
