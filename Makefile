@@ -44,7 +44,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)  ## B1-B8 against their floors (~15 min quiet); writes benchmarks/results/, prints the table
+bench: $(BENCH_STAMP)  ## B1-B8 against their floors (~20 min quiet); writes benchmarks/results/, prints the table
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 bench-quick: $(STAMP)  ## the same harness in short phases (~90 s, CI): proves it runs, not the numbers
