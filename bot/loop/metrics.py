@@ -20,7 +20,7 @@ Nothing here is built at import time: each runtime has its own MetricsSnapshot.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -215,6 +215,16 @@ def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"{PREFIX}_{name}", help_text, value=value)
 
 
+def _gauges_by(
+    name: str, help_text: str, label: str, values: Iterable[tuple[str, float]]
+) -> GaugeMetricFamily:
+    """One gauge family with a sample per value of `label`."""
+    family = GaugeMetricFamily(f"{PREFIX}_{name}", help_text, labels=[label])
+    for label_value, value in values:
+        family.add_metric([label_value], value)
+    return family
+
+
 def families(figures: Figures, settings: Settings) -> Iterator[Metric]:
     """The exposition of one snapshot (no database access)."""
     yield _gauge(
@@ -266,14 +276,15 @@ def families(figures: Figures, settings: Settings) -> Iterator[Metric]:
         "Open action items whose due date has passed (in TIMEZONE).",
         figures.action_items_overdue,
     )
-    outbox = GaugeMetricFamily(
-        f"{PREFIX}_outbox_depth",
+    yield _gauges_by(
+        "outbox_depth",
         "Outbox rows owed to Slack (pending) or needing a person (parked).",
-        labels=["status"],
+        "status",
+        (
+            (status.value, figures.outbox.get(status.value, 0))
+            for status in (OutboxStatus.PENDING, OutboxStatus.PARKED)
+        ),
     )
-    for status in (OutboxStatus.PENDING, OutboxStatus.PARKED):
-        outbox.add_metric([status.value], figures.outbox.get(status.value, 0))
-    yield outbox
     oldest = figures.outbox_oldest_pending
     yield _gauge(
         "outbox_oldest_pending_seconds",
@@ -281,22 +292,18 @@ def families(figures: Figures, settings: Settings) -> Iterator[Metric]:
         "is down.",
         (figures.computed_at - oldest).total_seconds() if oldest else 0.0,
     )
-    inbound = GaugeMetricFamily(
-        f"{PREFIX}_inbound_deliveries",
+    yield _gauges_by(
+        "inbound_deliveries",
         "PagerDuty deliveries not processed yet: all, retrying (failed once or more), failing (8 times).",
-        labels=["state"],
+        "state",
+        figures.inbound.items(),
     )
-    for state, count in figures.inbound.items():
-        inbound.add_metric([state], count)
-    yield inbound
-    trackers = GaugeMetricFamily(
-        f"{PREFIX}_tracker_links",
+    yield _gauges_by(
+        "tracker_links",
         "Issues owed to the tracker (pending; failing: 8 attempts or more), or refused (parked).",
-        labels=["state"],
+        "state",
+        figures.trackers.items(),
     )
-    for state, count in figures.trackers.items():
-        trackers.add_metric([state], count)
-    yield trackers
     yield _gauge(
         "degraded",
         "1 with parked outbox rows, failing deliveries or failing tracker work (/healthz also says degraded "
@@ -312,14 +319,12 @@ def families(figures: Figures, settings: Settings) -> Iterator[Metric]:
             "When the longest-waiting incident without a published post-mortem was resolved.",
             figures.oldest_unwritten_resolved_at.timestamp(),
         )
-    streaks = GaugeMetricFamily(
-        f"{PREFIX}_slow_resolve_streak_incidents",
+    yield _gauges_by(
+        "slow_resolve_streak_incidents",
         "A service's latest incidents in a row that each took over ALERT_MTTR_MINUTES to resolve.",
-        labels=["service"],
+        "service",
+        sorted(figures.slow_streaks.items()),
     )
-    for service, length in sorted(figures.slow_streaks.items()):
-        streaks.add_metric([service], length)
-    yield streaks
 
 
 class FiguresCollector:
