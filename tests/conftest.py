@@ -17,10 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
-from bot.core import (
-    models,  # noqa: F401  (registers the tables)
-    service_owners,  # noqa: F401  (registers its table)
-)
+from bot.core import models  # noqa: F401  (registers the tables)
 from bot.core.db import make_engine, normalize_url, upgrade
 
 POSTGRES_ENV = "TEST_POSTGRES_URL"

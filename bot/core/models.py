@@ -17,6 +17,7 @@ from sqlmodel import Field, SQLModel
 from bot.core.incident_table import Incident as Incident
 from bot.core.incident_table import IncidentStatus as IncidentStatus
 from bot.core.job_tables import JobRun, SchedulerLease
+from bot.core.service_owners import ServiceOwnerLookup
 
 
 class PostmortemStatus(StrEnum):
@@ -294,6 +295,7 @@ __all__ = [
     "PostmortemRevision",
     "PostmortemStatus",
     "SchedulerLease",
+    "ServiceOwnerLookup",
     "SlackChannel",
     "SlackMessage",
     "TimelineEntry",

@@ -19,10 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, inspect
 from sqlmodel import SQLModel
 
-from bot.core import (
-    models,  # noqa: F401  (registers the tables)
-    service_owners,  # noqa: F401  (registers its table)
-)
+from bot.core import models  # noqa: F401  (registers the tables)
 from bot.core.db import alembic_config, make_engine, upgrade
 from tests.conftest import fresh_postgres_database
 

@@ -4,10 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
-from bot.core import (
-    models,  # noqa: F401  (registers every table on SQLModel.metadata)
-    service_owners,  # noqa: F401  (registers its table)
-)
+from bot.core import models  # noqa: F401  (registers every table on SQLModel.metadata)
 
 target_metadata = SQLModel.metadata
 
